@@ -1,0 +1,90 @@
+"""The `zoo` command as a user runs it: quickstart, list, evaluate, overrides, loggers, publish."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from zoo.cli import main
+from zoo.weights import read_manifest, sha256_of
+
+ZOO = [sys.executable, "-m", "zoo.cli"]
+
+
+def run_zoo(*args, cwd, env=None, timeout=600):
+    result = subprocess.run([*ZOO, *args], cwd=cwd, env={**os.environ, **(env or {})},
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_quickstart_reaches_95_percent(in_tmp):
+    out = run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), cwd=in_tmp)
+    line = next(l for l in out.splitlines() if l.startswith("Test results of the best checkpoint"))
+    accuracy = float(line.split("test/acc = ")[1].split(",")[0])
+    assert accuracy >= 0.95, line
+    version = in_tmp / "runs" / "lenet5_digits" / "version_0"
+    checkpoints = sorted(p.name for p in (version / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt" and checkpoints[0].startswith("best-")
+    with open(version / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r.get("lr-Adam") for r in rows), "the learning-rate monitor logged nothing"
+
+
+def test_dotted_overrides_and_publish_round_trip(in_tmp):
+    out = run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "2",
+                  "--publish", "tiny", "--weights_dir", "published", cwd=in_tmp)
+    assert "Published tiny" in out
+    entry = json.loads((in_tmp / "published" / "manifest.json").read_text())["tiny"]
+    assert entry["recipe"] == f"zoo fit --config {REPO / 'recipes/lenet5_digits.yaml'} --trainer.max_epochs 2"
+    assert entry["sha256"] == sha256_of(in_tmp / "published" / "tiny.safetensors")
+    assert entry["dataset"] == "digits" and "data_dir" not in entry["datamodule"]["init_args"]
+    reported = float(out.split("test/acc = ")[1].split(",")[0])
+    assert entry["metrics"]["test/acc"] == pytest.approx(reported, abs=1e-4)
+    assert entry["hparams"]["lr"] == 0.002
+
+
+def test_list_shows_models_datamodules_and_weights(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5, mlp" in out and "fashion_mnist" in out
+    for name, entry in read_manifest().items():
+        assert name in out and f"{entry['metrics']['test/acc']:.4f}" in out
+
+
+def test_evaluate_remeasures_shipped_weights(data_dir, in_tmp):
+    out = run_zoo("evaluate", "lenet5_mnist", "--accelerator", "cpu", cwd=in_tmp, env={"ZOO_DATA_DIR": str(data_dir)})
+    row = next(l for l in out.splitlines() if l.startswith("test/acc"))
+    measured, recorded, verdict = row.split()[1:4]
+    assert verdict == "ok" and abs(float(measured) - float(recorded)) < 1e-4
+
+
+def test_bad_config_value_is_refused_with_the_field_named(in_tmp):
+    result = subprocess.run([*ZOO, "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"),
+                             "--model.init_args.lr", "-1"], cwd=in_tmp, capture_output=True, text=True)
+    assert result.returncode != 0 and "lr must be > 0, got -1" in result.stderr
+
+
+@pytest.mark.parametrize("logger, produced", [
+    ("lightning.pytorch.loggers.TensorBoardLogger", "events.out.tfevents"),
+    ("lightning.pytorch.loggers.WandbLogger", "wandb"),
+])
+def test_other_loggers(logger, produced, in_tmp):
+    init_args = {"save_dir": str(in_tmp)}
+    if "Wandb" in logger:
+        init_args.update(offline=True, project="zoo-test")
+    run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "1",
+            f"--trainer.logger={json.dumps({'class_path': logger, 'init_args': init_args})}",
+            cwd=in_tmp, env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    assert any(produced in str(p) for p in Path(in_tmp).rglob("*"))
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")))
+def test_every_recipe_parses(recipe, in_tmp):
+    out = run_zoo("fit", "--config", str(REPO / "recipes" / recipe), "--print_config", cwd=in_tmp)
+    assert "class_path: zoo." in out

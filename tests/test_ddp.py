@@ -1,0 +1,27 @@
+"""A real 2-process DDP fit on CPU (gloo), launched the way a user launches it: through `zoo fit`."""
+
+import csv
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_cli import run_zoo
+
+
+@pytest.mark.slow
+def test_two_process_ddp_fit_writes_one_checkpoint_set(in_tmp):
+    out = run_zoo(
+        "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"),
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.max_epochs", "3",
+        cwd=in_tmp,
+    )
+    assert "Test results of the best checkpoint" in out  # printed by rank zero only
+    assert out.count("Test results of the best checkpoint") == 1
+    versions = list((in_tmp / "runs" / "lenet5_digits").iterdir())
+    assert [v.name for v in versions] == ["version_0"]
+    checkpoints = sorted(p.name for p in (versions[0] / "checkpoints").iterdir())
+    assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt"
+    with open(versions[0] / "metrics.csv") as f:
+        epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/acc")}
+    assert epochs == {"0", "1", "2"}

@@ -1,0 +1,189 @@
+"""The same checks for every registered model, plus the knobs of the shared training logic."""
+
+import lightning as L
+import pytest
+import torch
+
+import zoo
+from zoo.data.base import InMemoryDataModule
+from zoo.models.supervised import SupervisedModule
+from zoo.optim import OPTIMIZERS, SCHEDULERS
+from zoo.weights import model_config
+
+# One small configuration per registered model; a new model must add itself here.
+CONFIGS = {
+    "mlp": dict(hidden_sizes=[32, 16], mean=[0.5], std=[0.25]),
+    "lenet5": dict(mean=[0.1307], std=[0.3081]),
+}
+
+
+def test_every_registered_model_is_covered():
+    assert sorted(CONFIGS) == zoo.list_models()
+
+
+class RandomImages(InMemoryDataModule):
+    """Tiny random (N, 1, 28, 28) dataset with 10 classes, for smoke fits."""
+
+    input_shape = (1, 28, 28)
+    num_classes = 10
+
+    def __init__(self, **kwargs):
+        super().__init__(val_size=16, batch_size=16, **kwargs)
+
+    def load_split(self, train):
+        generator = torch.Generator().manual_seed(int(train))
+        n = 64 if train else 32
+        return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=generator), torch.arange(n) % 10
+
+
+def _trainer(tmp_path, **kwargs):
+    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
+
+
+@pytest.fixture(params=sorted(CONFIGS))
+def model(request):
+    torch.manual_seed(0)
+    return zoo.create_model(request.param, **CONFIGS[request.param])
+
+
+def test_output_shape_and_finite(model):
+    x = torch.rand(5, *model.input_shape)
+    logits = model(x)
+    assert logits.shape == (5, 10)
+    assert torch.isfinite(logits).all()
+    assert model.forward_features(x).shape[0] == 5
+
+
+def test_gradients_reach_every_parameter(model):
+    x = torch.rand(6, *model.input_shape)
+    model(x).logsumexp(1).sum().backward()
+    without_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert without_grad == []
+
+
+def test_fast_dev_run_fit(model, tmp_path):
+    trainer = _trainer(tmp_path, fast_dev_run=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.fit(model, datamodule=RandomImages())
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "no parameter changed during fit"
+
+
+def test_save_load_round_trip_gives_identical_outputs(model, tmp_path):
+    model.eval()
+    x = torch.rand(4, *model.input_shape)
+    model.save_pretrained(tmp_path / "saved")
+    loaded = type(model).from_pretrained(tmp_path / "saved")
+    assert not loaded.training
+    assert torch.equal(model(x), loaded(x))
+    assert model_config(loaded) == model_config(model)
+
+
+def test_lightning_checkpoint_round_trip(model, tmp_path):
+    trainer = _trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=RandomImages())
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = type(model).load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    x = torch.rand(3, *model.input_shape)
+    assert torch.equal(model.eval()(x), loaded.eval()(x))
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (torch.rand(2, 3, 28, 28), ValueError, r"expects input of shape \(N, 1, 28, 28\), got \(2, 3, 28, 28\)"),
+        (torch.rand(1, 28, 28), ValueError, r"got \(1, 28, 28\)"),
+        (torch.rand(2, 1, 32, 32), ValueError, r"got \(2, 1, 32, 32\)"),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), TypeError, r"uint8 \(images in 0-255: use x.float\(\) / 255\)"),
+        ([[0.0]], TypeError, "expects a torch.Tensor"),
+    ],
+)
+def test_bad_input_names_expected_and_got(model, bad, error, message):
+    with pytest.raises(error, match=message):
+        model(bad)
+
+
+@pytest.mark.parametrize(
+    "hparams, message",
+    [
+        (dict(lr=-0.1), "lr must be > 0, got -0.1"),
+        (dict(optimizer="lbfgs"), "optimizer must be one of"),
+        (dict(scheduler="warm"), "scheduler must be one of"),
+        (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
+        (dict(l1=-1.0), "l1 must be >= 0"),
+        (dict(mean=[0.5]), "mean and std must be given together"),
+        (dict(mean=[0.5], std=[0.0]), "std must be positive"),
+        (dict(task="ranking"), "task must be"),
+    ],
+)
+def test_bad_hparams_are_refused_with_the_field_named(hparams, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.create_model("lenet5", **hparams)
+
+
+def test_normalisation_happens_inside_the_model():
+    model = zoo.create_model("mlp", hidden_sizes=[], mean=[0.5], std=[0.25])
+    x = torch.rand(3, 1, 28, 28)
+    expected = model.net((x - 0.5) / 0.25)
+    assert torch.allclose(model(x), expected)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu", "elu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("init", ["default", "xavier", "kaiming"])
+def test_mlp_activations_and_inits(activation, init):
+    model = zoo.create_model("mlp", hidden_sizes=[16], activation=activation, init=init, batch_norm=True, dropout=0.1)
+    out = model(torch.rand(4, 1, 28, 28))
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+
+
+def test_mlp_init_schemes_change_weight_scale():
+    torch.manual_seed(0)
+    xavier = zoo.create_model("mlp", hidden_sizes=[256], init="xavier", activation="tanh").net.features[1].weight
+    kaiming = zoo.create_model("mlp", hidden_sizes=[256], init="kaiming", activation="relu").net.features[1].weight
+    # Glorot: Var = gain^2 * 2 / (fan_in + fan_out) with gain 5/3; He: Var = 2 / fan_in.
+    assert xavier.std().item() == pytest.approx((5 / 3) * (2 / (784 + 256)) ** 0.5, rel=0.05)
+    assert kaiming.std().item() == pytest.approx((2 / 784) ** 0.5, rel=0.05)
+
+
+def test_binary_and_regression_heads():
+    binary = zoo.create_model("mlp", task="binary", input_shape=[4], hidden_sizes=[8])
+    assert binary.monitor == "val/acc" and binary(torch.rand(3, 4)).shape == (3, 1)
+    loss, _ = binary._loss(binary(torch.rand(3, 4)), torch.tensor([0, 1, 1]))
+    assert loss.ndim == 0
+    regression = zoo.create_model("mlp", task="regression", num_classes=1, input_shape=[1], regression_loss="mae")
+    assert regression.monitor == "val/loss" and regression.monitor_mode == "min"
+    out = regression(torch.zeros(2, 1))
+    loss, _ = regression._loss(out, out.detach() + 2.0)
+    assert loss.item() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_optimizer_and_schedule_trains(optimizer, scheduler, tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("mlp", hidden_sizes=[16], optimizer=optimizer, scheduler=scheduler, lr=0.01)
+    before = model.net.head.weight.clone()
+    _trainer(tmp_path, max_steps=3, limit_val_batches=0).fit(model, datamodule=RandomImages())
+    assert not torch.equal(before, model.net.head.weight)
+
+
+def test_l1_penalty_is_added_to_the_training_loss():
+    torch.manual_seed(0)
+    batch = (torch.rand(8, 1, 28, 28), torch.arange(8))
+    plain = zoo.create_model("mlp", hidden_sizes=[8])
+    penalised = zoo.create_model("mlp", hidden_sizes=[8], l1=0.01)
+    penalised.load_state_dict(plain.state_dict())
+    for m in (plain, penalised):
+        m.log = m.log_dict = lambda *a, **k: None  # no trainer attached
+    expected = 0.01 * sum(p.abs().sum() for p in plain.net.parameters() if p.ndim > 1)
+    difference = penalised.training_step(batch, 0) - plain.training_step(batch, 0)
+    assert difference.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_lenet5_matches_the_paper_layout():
+    net = zoo.create_model("lenet5").net
+    shapes = [tuple(p.shape) for p in net.parameters()]
+    assert shapes == [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,)]
+    assert sum(p.numel() for p in net.parameters()) == 61706
+    assert issubclass(type(zoo.create_model("lenet5")), SupervisedModule)

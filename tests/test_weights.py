@@ -1,0 +1,131 @@
+"""Pretrained weights: safetensors + sha256, strict loading, manifest, shipped numbers re-measured."""
+
+import json
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from zoo.evaluate import evaluate_pretrained
+from zoo.weights import WeightsError, load_pretrained, read_manifest, sha256_of, shipped_weights_dir
+
+SHIPPED = ["lenet5_mnist", "mlp_mnist"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("lenet5", mean=[0.1307], std=[0.3081])
+    return model, model.save_pretrained(tmp_path / "lenet", metrics={"test/acc": 0.5})
+
+
+def test_folder_layout_and_config(saved):
+    model, folder = saved
+    config = json.loads((folder / "config.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert config["class_path"] == "zoo.models.lenet.LeNet5"
+    assert config["sha256"] == sha256_of(folder / "model.safetensors")
+    assert config["metrics"] == {"test/acc": 0.5}
+    assert config["hparams"]["mean"] == [0.1307]
+    assert zoo.load_pretrained(folder).pretrained_metrics == {"test/acc": 0.5}
+
+
+def test_modified_file_is_refused_naming_it(saved):
+    _, folder = saved
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"model.safetensors has sha256 .* modified or corrupt"):
+        load_pretrained(folder)
+
+
+def test_truncated_file_is_refused(saved):
+    _, folder = saved
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    config = json.loads((folder / "config.json").read_text())
+    config["sha256"] = sha256_of(weights)  # even with a matching hash, the file must parse
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="not a readable safetensors file"):
+        load_pretrained(folder)
+
+
+def _rewrite_weights(folder, state):
+    save_file(state, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    config["sha256"] = sha256_of(folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_key_mismatch_lists_the_keys(saved):
+    model, folder = saved
+    state = dict(model.state_dict())
+    state["net.extra"] = torch.zeros(1)
+    del state["net.head.bias"]
+    _rewrite_weights(folder, state)
+    with pytest.raises(WeightsError, match=r"missing keys: net.head.bias; unexpected keys: net.extra"):
+        load_pretrained(folder)
+
+
+def test_weights_of_another_architecture_are_refused(saved, tmp_path):
+    _, folder = saved
+    other = zoo.create_model("lenet5", num_classes=5)
+    _rewrite_weights(folder, other.state_dict())
+    with pytest.raises(WeightsError, match=r"shape mismatches: net.head.bias: file \(5,\) vs model \(10,\)"):
+        load_pretrained(folder)
+
+
+def test_config_cannot_name_arbitrary_classes(saved):
+    _, folder = saved
+    config = json.loads((folder / "config.json").read_text())
+    config["class_path"] = "os.system"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="'os.system' is not a zoo model"):
+        load_pretrained(folder)
+
+
+def test_missing_sha256_and_missing_config_are_refused(saved, tmp_path):
+    _, folder = saved
+    config = json.loads((folder / "config.json").read_text())
+    del config["sha256"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="no sha256 recorded"):
+        load_pretrained(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsError, match="has no config.json"):
+        load_pretrained(tmp_path / "empty")
+
+
+def test_unknown_name_lists_shipped_weights():
+    with pytest.raises(WeightsError, match="no shipped weights named 'resnet' .* lenet5_mnist, mlp_mnist"):
+        load_pretrained("resnet")
+
+
+def test_from_pretrained_checks_the_class(saved):
+    _, folder = saved
+    with pytest.raises(TypeError, match="holds a LeNet5, not a MLP"):
+        zoo.models.MLP.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_manifest_entry_matches_file_and_model(name):
+    entry = read_manifest()[name]
+    assert sha256_of(shipped_weights_dir() / entry["file"]) == entry["sha256"]
+    model = zoo.load_pretrained(name)
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert sum(p.numel() for p in model.parameters()) == entry["num_params"]
+    assert entry["recipe"].startswith("zoo fit --config recipes/")
+    assert entry["datamodule"]["class_path"].startswith("zoo.data.")
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_shipped_names_are_listed():
+    assert zoo.list_pretrained() == sorted(read_manifest()) and set(SHIPPED) <= set(zoo.list_pretrained())
+
+
+@pytest.mark.parametrize("name, floor", [("lenet5_mnist", 0.99), ("mlp_mnist", 0.98)])
+def test_shipped_weights_reproduce_their_number_on_the_real_test_split(name, floor, data_dir):
+    results = evaluate_pretrained(name, data_dir=str(data_dir), accelerator="cpu")
+    acc = results["test/acc"]
+    assert acc["measured"] == pytest.approx(acc["recorded"], abs=1e-4)
+    assert acc["measured"] >= floor

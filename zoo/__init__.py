@@ -1,0 +1,32 @@
+"""lightning-zoo: classic deep-learning architectures as Lightning modules, with verified weights.
+
+The top-level API is small and lazy: ``import zoo`` imports neither torch nor lightning until a
+function below is called.
+
+    >>> import zoo
+    >>> zoo.list_models()                      # doctest: +SKIP
+    ['lenet5', 'mlp']
+    >>> model = zoo.create_model("lenet5", num_classes=10)          # doctest: +SKIP
+    >>> model = zoo.load_pretrained("lenet5_mnist")                  # doctest: +SKIP
+"""
+
+from zoo.registry import (
+    create_datamodule,
+    create_model,
+    list_datamodules,
+    list_models,
+    list_pretrained,
+    load_pretrained,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "create_datamodule",
+    "create_model",
+    "list_datamodules",
+    "list_models",
+    "list_pretrained",
+    "load_pretrained",
+]

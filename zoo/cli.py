@@ -1,0 +1,169 @@
+"""The ``zoo`` command.
+
+    zoo fit|validate|test|predict --config recipes/<name>.yaml [--trainer.max_epochs 3 ...]
+    zoo list                       models, datamodules and shipped weights with their metrics
+    zoo evaluate <weights-name>    re-measure shipped weights on their test split
+
+The training subcommands are Lightning's own ``LightningCLI``; the recipe's monitored key drives the
+shared callbacks (:func:`zoo.callbacks.default_callbacks`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Optional
+
+import lightning
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.cli import LightningCLI
+
+from zoo.callbacks import default_callbacks
+from zoo.models.base import ZooModule
+
+# Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
+import zoo.data  # noqa: E402,F401
+import zoo.models  # noqa: E402,F401
+
+ZOO_ONLY_FLAGS = ("--publish", "--weights_dir")
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI with the zoo's default callbacks, CSV logging, test-after-fit and publishing."""
+
+    def __init__(self, args: list[str] | None = None, **kwargs) -> None:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        super().__init__(
+            model_class=ZooModule,
+            subclass_mode_model=True,
+            datamodule_class=LightningDataModule,
+            subclass_mode_data=True,
+            trainer_defaults={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}},
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--default_callbacks", type=bool, default=True,
+                            help="Add early stopping, best/last checkpointing, LR monitor and a progress bar.")
+        parser.add_argument("--patience", type=Optional[int], default=10,
+                            help="Early-stopping patience in validation rounds (null disables early stopping).")
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="After fit, test the best checkpoint on the test split and print the metrics.")
+        parser.add_argument("--publish", type=Optional[str], default=None,
+                            help="After the test, save the best weights as NAME in --weights_dir with the measured metrics.")
+        parser.add_argument("--weights_dir", type=str, default="weights", help="Folder of the manifest --publish writes to.")
+
+    def _option(self, key: str):
+        return self.config_init[self.subcommand][key] if self.subcommand else self.config_init[key]
+
+    def instantiate_trainer(self, **kwargs):
+        if self._option("default_callbacks"):
+            trainer_cfg = self._option("trainer")
+            has_logger = trainer_cfg.get("logger") not in (None, False)
+            self.trainer_defaults["callbacks"] = default_callbacks(
+                monitor=self.model.monitor,
+                mode=self.model.monitor_mode,
+                patience=self._option("patience"),
+                lr_monitor=has_logger,
+            )
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        if not (self._option("test_after_fit") or self._option("publish")):
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)[0]
+        if self.trainer.is_global_zero:
+            source = f"best checkpoint {best}" if best else "final weights (no checkpoint was saved)"
+            summary = ", ".join(f"{k} = {v:.4f}" for k, v in sorted(results.items()))
+            print(f"\nTest results of the {source}: {summary}")
+            if self._option("publish"):
+                self._publish(results)
+
+    def _publish(self, results: dict[str, float]) -> None:
+        from zoo.registry import name_of_datamodule
+        from zoo.weights import publish
+
+        name = self._option("publish")
+        data_cfg = self.config[self.subcommand]["data"].as_dict()
+        init_args = {k: v for k, v in (data_cfg.get("init_args") or {}).items() if k not in ("data_dir", "num_workers")}
+        command = []
+        skip = False
+        for arg in self._argv:  # the reproduction command, without the publishing flags
+            if skip:
+                skip = False
+                continue
+            if arg in ZOO_ONLY_FLAGS:
+                skip = True
+                continue
+            if arg.split("=")[0] in ZOO_ONLY_FLAGS:
+                continue
+            command.append(arg)
+        record = publish(self.model.cpu(), name, self._option("weights_dir"), {
+            "dataset": name_of_datamodule(type(self.datamodule)),
+            "datamodule": {"class_path": f"{type(self.datamodule).__module__}.{type(self.datamodule).__qualname__}",
+                           "init_args": init_args},
+            "metrics": {k: round(float(v), 6) for k, v in results.items() if k.startswith("test/") and k != "test/loss"},
+            "recipe": "zoo " + " ".join(command),
+            "seed": self.config[self.subcommand]["seed_everything"],
+            "trained_with": {"torch": torch.__version__, "lightning": lightning.__version__},
+        })
+        print(f"Published {name}: {self._option('weights_dir')}/{record['file']} (sha256 {record['sha256'][:12]}...)")
+
+
+def _list() -> int:
+    import zoo
+    from zoo.weights import read_manifest
+
+    print("models:      " + ", ".join(zoo.list_models()))
+    print("datamodules: " + ", ".join(zoo.list_datamodules()))
+    print("shipped weights:")
+    for name, entry in sorted(read_manifest().items()):
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in entry["metrics"].items())
+        architecture = entry["class_path"].rsplit(".", 1)[-1]
+        print(f"  {name:<16} {architecture:<8} {entry['dataset']:<14} {metrics:<22} {entry['num_params']:>10,} params")
+        print(f"  {'':<16} {entry['recipe']}")
+    return 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    from zoo.evaluate import evaluate_pretrained
+
+    parser = argparse.ArgumentParser(prog="zoo evaluate", description="Re-measure shipped weights on their test split.")
+    parser.add_argument("name", help="shipped weights name (see `zoo list`)")
+    parser.add_argument("--data_dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--tolerance", type=float, default=0.002, help="largest accepted |measured - recorded|")
+    args = parser.parse_args(argv)
+    results = evaluate_pretrained(args.name, data_dir=args.data_dir, accelerator=args.accelerator)
+    ok = True
+    print(f"{'metric':<12} {'measured':>10} {'recorded':>10}")
+    for key, pair in results.items():
+        match = abs(pair["measured"] - pair["recorded"]) <= args.tolerance
+        ok &= match
+        print(f"{key:<12} {pair['measured']:>10.4f} {pair['recorded']:>10.4f}  {'ok' if match else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # In-memory datasets need no worker processes; Lightning's hint about workers does not apply.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    if argv[:1] == ["list"]:
+        return _list()
+    if argv[:1] == ["evaluate"]:
+        return _evaluate(argv[1:])
+    if not argv or argv[0] in ("-h", "--help"):
+        print("zoo list | zoo evaluate NAME | zoo {fit,validate,test,predict} --config RECIPE.yaml [overrides]\n")
+    ZooCLI(args=argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""LightningDataModules. Image batches are float tensors in [0, 1], shape (N, C, H, W)."""
+
+from zoo.data.base import InMemoryDataModule, resolve_data_dir
+from zoo.data.function import FunctionDataModule
+from zoo.data.vision import CIFAR10DataModule, DigitsDataModule, FashionMNISTDataModule, MNISTDataModule
+
+__all__ = [
+    "CIFAR10DataModule",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "FunctionDataModule",
+    "InMemoryDataModule",
+    "MNISTDataModule",
+    "resolve_data_dir",
+]

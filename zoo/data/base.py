@@ -1,0 +1,179 @@
+"""In-memory DataModules: the whole dataset as one tensor, batched without per-item Python.
+
+Small datasets (MNIST: 47 MB as uint8) are decoded once into tensors. A batch is gathered with one
+indexing operation (``Dataset.__getitems__``), and augmentation runs per batch on the device the
+batch lives on (``on_after_batch_transfer``), so a GPU does it on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+DATA_DIR_ENV = "ZOO_DATA_DIR"
+DEFAULT_DATA_DIR = Path("~/.cache/lightning-zoo/data")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: the ``data_dir`` argument, else ``$ZOO_DATA_DIR``, else ``~/.cache/lightning-zoo/data``."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    return Path(data_dir).expanduser()
+
+
+class TensorBatchDataset(Dataset):
+    """Samples stored as whole tensors; ``x`` may be uint8 (scaled to [0, 1] on read) or float."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def _read(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.x[index]
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        return x, self.y[index]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._read(index)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # The DataLoader hands the whole batch of indices here: one gather instead of N item reads.
+        return self._read(torch.as_tensor(indices))
+
+
+def _whole_batch(batch):
+    return batch  # __getitems__ already returns the collated (x, y) pair
+
+
+def random_shift(x: torch.Tensor, padding: int) -> torch.Tensor:
+    """Per-sample random translation by up to ``padding`` pixels (zero fill): pad, then crop back.
+
+    Equivalent to torchvision's ``RandomCrop(size, padding)`` applied to every image independently.
+    """
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    offset_y = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
+    offset_x = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
+    rows = (offset_y + torch.arange(h, device=x.device))[:, :, None]  # (N, H, 1)
+    cols = (offset_x + torch.arange(w, device=x.device))[:, None, :]  # (N, 1, W)
+    batch_index = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch_index, rows, cols].permute(0, 3, 1, 2)  # (N, C, H, W)
+
+
+def random_hflip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Base of the in-memory DataModules.
+
+    Subclasses implement :meth:`load_split` returning ``(x, y)`` for the train or test split and
+    set ``num_classes``, ``input_shape``, ``mean``, ``std``. The validation set is a seeded random
+    subset of the training split.
+
+    Args:
+        data_dir: data root; see :func:`resolve_data_dir`.
+        batch_size: samples per batch (per process under DDP).
+        val_size: samples held out of the training split for validation.
+        seed: seed of the train/val split (independent of the training seed).
+        shift: augmentation, random translation by up to this many pixels (0: off).
+        hflip: augmentation, random horizontal flips.
+        num_workers: DataLoader workers; 0 is fastest for in-memory data.
+        download: fetch missing files in ``prepare_data`` (needs network access).
+    """
+
+    num_classes: int = 0
+    input_shape: tuple[int, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    class_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 128,
+        val_size: int = 5000,
+        seed: int = 0,
+        shift: int = 0,
+        hflip: bool = False,
+        num_workers: int = 0,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if val_size < 0:
+            raise ValueError(f"val_size must be >= 0, got {val_size}")
+        if shift < 0:
+            raise ValueError(f"shift must be >= 0, got {shift}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.save_hyperparameters()
+        self.data_dir = resolve_data_dir(data_dir)
+        self.batch_size = batch_size
+        self.datasets: dict[str, TensorBatchDataset] = {}
+
+    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if "train" not in self.datasets and stage in (None, "fit", "validate"):
+            x, y = self.load_split(train=True)
+            if self.hparams.val_size >= len(x):
+                raise ValueError(f"val_size={self.hparams.val_size} leaves no training data ({len(x)} samples)")
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.hparams.seed))
+            val_idx, train_idx = order[: self.hparams.val_size], order[self.hparams.val_size :]
+            self.datasets["train"] = TensorBatchDataset(x[train_idx], y[train_idx])
+            self.datasets["val"] = TensorBatchDataset(x[val_idx], y[val_idx])
+        if "test" not in self.datasets and stage in (None, "test", "predict"):
+            self.datasets["test"] = TensorBatchDataset(*self.load_split(train=False))
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {split} loader")
+        workers = self.hparams.num_workers
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=_whole_batch,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The training augmentation, applied to a whole batch (N, C, H, W)."""
+        if self.hparams.shift > 0:
+            x = random_shift(x, self.hparams.shift)
+        if self.hparams.hflip:
+            x = random_hflip(x)
+        return x
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training:
+            x, y = batch
+            batch = (self.augment(x), y)
+        return batch

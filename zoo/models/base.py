@@ -1,0 +1,73 @@
+"""What every zoo model shares: input validation, in-model normalisation, pretrained I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class ZooModule(L.LightningModule):
+    """Base class of all zoo models.
+
+    Subclasses set ``input_shape`` (the shape of one sample, without the batch dimension) and
+    ``monitor``/``monitor_mode`` (the validation key that early stopping and checkpointing follow).
+    """
+
+    input_shape: tuple[int, ...] = ()
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def _register_normalization(self, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+        """Store per-channel mean/std as buffers; they come from the hyperparameters, not the weights file."""
+        if (mean is None) != (std is None):
+            raise ValueError("mean and std must be given together (or both left as None)")
+        if mean is None:
+            self.input_mean = self.input_std = None
+            return
+        mean_t = torch.as_tensor(list(mean), dtype=torch.float32)
+        std_t = torch.as_tensor(list(std), dtype=torch.float32)
+        if mean_t.shape != std_t.shape or mean_t.ndim != 1:
+            raise ValueError(f"mean and std need one value per channel, got {list(mean)} and {list(std)}")
+        if not bool((std_t > 0).all()):
+            raise ValueError(f"std must be positive, got {list(std)}")
+        self.register_buffer("input_mean", mean_t, persistent=False)
+        self.register_buffer("input_std", std_t, persistent=False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_mean is None:
+            return x
+        view = (1, -1) + (1,) * (x.ndim - 2)  # broadcast over channels: (1, C, 1, 1) for images
+        return (x - self.input_mean.view(view)) / self.input_std.view(view)
+
+    def validate_input(self, x: Any) -> None:
+        """Raise a clear error for inputs the model cannot take, before any layer sees them."""
+        expected = "(N, " + ", ".join(str(d) for d in self.input_shape) + ")"
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} expects a torch.Tensor of shape {expected}, got {type(x).__name__}")
+        if not x.is_floating_point():
+            hint = " (images in 0-255: use x.float() / 255)" if x.dtype == torch.uint8 else ""
+            raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}{hint}")
+        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != tuple(self.input_shape):
+            got = "(" + ", ".join(str(d) for d in x.shape) + ")"
+            raise ValueError(f"{name} expects input of shape {expected}, got {got}")
+
+    def save_pretrained(self, directory: str | Path, metrics: dict[str, float] | None = None) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (class, hyperparameters, sha256, metrics)."""
+        from zoo.weights import save_pretrained
+
+        return save_pretrained(self, directory, metrics=metrics)
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path) -> ZooModule:
+        """Load shipped weights by name, or a folder written by :meth:`save_pretrained`."""
+        from zoo.weights import load_pretrained
+
+        model = load_pretrained(name_or_dir)
+        if not isinstance(model, cls):
+            raise TypeError(f"{name_or_dir!r} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model

@@ -1,0 +1,37 @@
+"""LeNet-5 as a LightningModule; the layers are in :mod:`zoo.nets.lenet`."""
+
+from __future__ import annotations
+
+from zoo.models.supervised import SupervisedModule
+from zoo.nets.lenet import LeNet5Net
+
+
+class LeNet5(SupervisedModule):
+    """LeNet-5 image classifier for (N, C, H, W) inputs in [0, 1].
+
+    Args:
+        in_channels: 1 for grayscale, 3 for colour images.
+        image_size: height and width of the input (28 for MNIST, 32 for CIFAR-10).
+        activation: activation after every conv and hidden FC layer (``tanh`` as in the paper).
+        pool: ``max`` or ``avg`` (the paper's subsampling is closer to ``avg``).
+        dropout: dropout before the FC layers.
+        **kwargs: ``num_classes``, optimiser and normalisation settings of
+            :class:`~zoo.models.supervised.SupervisedModule`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        activation: str = "relu",
+        pool: str = "max",
+        dropout: float = 0.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if self.task != "multiclass":
+            raise ValueError(f"LeNet5 is a multiclass classifier, got task={self.task!r}")
+        if in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+        self.input_shape = (in_channels, image_size, image_size)
+        self.net = LeNet5Net(self.hparams.num_classes, in_channels, image_size, activation, pool, dropout)

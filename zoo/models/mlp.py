@@ -1,0 +1,51 @@
+"""The multi-layer perceptron as a LightningModule: classifier, binary classifier or regressor."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from zoo.models.supervised import SupervisedModule
+from zoo.nets.mlp import MLPNet
+
+
+class MLP(SupervisedModule):
+    """A configurable MLP on inputs of any fixed shape (images are flattened).
+
+    Args:
+        input_shape: shape of one sample, e.g. ``[1, 28, 28]`` for MNIST or ``[1]`` for a 1-D function.
+        hidden_sizes: width of each hidden layer. One wide layer is enough to approximate any
+            continuous function on a compact set (Cybenko 1989; Hornik 1991).
+        activation: relu, leaky_relu, prelu, elu, tanh or sigmoid.
+        dropout: dropout after every hidden activation.
+        batch_norm: BatchNorm1d before every hidden activation.
+        init: ``default``, ``xavier`` or ``kaiming``.
+        **kwargs: task, loss, optimiser and normalisation settings of
+            :class:`~zoo.models.supervised.SupervisedModule`.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 28, 28),
+        hidden_sizes: Sequence[int] = (512, 256),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        init: str = "kaiming",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if any(int(h) < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.net = MLPNet(
+            in_features=math.prod(self.input_shape),
+            hidden_sizes=[int(h) for h in hidden_sizes],
+            out_features=self.num_outputs,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            init=init,
+        )

@@ -1,0 +1,112 @@
+"""Names -> builders for models and DataModules.
+
+Entries are stored as ``"module:attribute"`` strings and imported on first use, so listing names
+costs nothing and ``import zoo`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> (import path, fixed keyword arguments)
+_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mlp": ("zoo.models.mlp:MLP", {}),
+    "lenet5": ("zoo.models.lenet:LeNet5", {}),
+}
+
+_DATAMODULES: dict[str, tuple[str, dict[str, Any]]] = {
+    "mnist": ("zoo.data.vision:MNISTDataModule", {}),
+    "fashion_mnist": ("zoo.data.vision:FashionMNISTDataModule", {}),
+    "cifar10": ("zoo.data.vision:CIFAR10DataModule", {}),
+    "digits": ("zoo.data.vision:DigitsDataModule", {}),
+    "function": ("zoo.data.function:FunctionDataModule", {}),
+}
+
+
+def _import(target: str) -> Any:
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _lookup(table: dict[str, tuple[str, dict[str, Any]]], name: str, kind: str) -> tuple[Any, dict[str, Any]]:
+    if name not in table:
+        raise KeyError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}")
+    target, fixed = table[name]
+    return _import(target), fixed
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(_MODELS)
+
+
+def list_datamodules() -> list[str]:
+    """Names accepted by :func:`create_datamodule`."""
+    return sorted(_DATAMODULES)
+
+
+def create_model(name: str, **hparams: Any):
+    """Build a registered model (a ``LightningModule``) with fresh weights.
+
+    Args:
+        name: one of :func:`list_models`.
+        **hparams: constructor arguments of the model class, e.g. ``num_classes=10``.
+    """
+    cls, fixed = _lookup(_MODELS, name, "model")
+    return cls(**{**fixed, **hparams})
+
+
+def create_datamodule(name: str, **kwargs: Any):
+    """Build a registered ``LightningDataModule``.
+
+    Args:
+        name: one of :func:`list_datamodules`.
+        **kwargs: constructor arguments, e.g. ``batch_size=128, data_dir="/data"``.
+    """
+    cls, fixed = _lookup(_DATAMODULES, name, "datamodule")
+    return cls(**{**fixed, **kwargs})
+
+
+def model_classes() -> dict[str, type]:
+    """Import path -> class for every registered model class (the allow-list for loading configs)."""
+    classes = {}
+    for target, _ in _MODELS.values():
+        cls = _import(target)
+        classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return classes
+
+
+def list_pretrained() -> list[str]:
+    """Names of the weights shipped inside the package (see ``zoo list``)."""
+    from zoo.weights import read_manifest
+
+    return sorted(read_manifest())
+
+
+def load_pretrained(name_or_dir: str):
+    """Load shipped weights by name, or a folder written by ``save_pretrained``.
+
+    Returns the model in eval mode on the CPU. The sha256 of the weights file is checked and every
+    key and shape must match; no pickle is ever loaded.
+    """
+    from zoo.weights import load_pretrained as _load
+
+    return _load(name_or_dir)
+
+
+def datamodule_classes() -> dict[str, type]:
+    """Import path -> class for every registered DataModule class."""
+    classes = {}
+    for target, _ in _DATAMODULES.values():
+        cls = _import(target)
+        classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return classes
+
+
+def name_of_datamodule(cls: type) -> str | None:
+    """The registered name of a DataModule class, if any."""
+    for name, (target, _) in _DATAMODULES.items():
+        if _import(target) is cls:
+            return name
+    return None
