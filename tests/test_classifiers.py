@@ -1,92 +1,17 @@
-"""The same checks for every registered model, plus the knobs of the shared training logic."""
+"""Classifier specifics: input validation, hyperparameter checks and the knobs of the shared training logic."""
 
-import lightning as L
 import pytest
 import torch
 
 import zoo
-from zoo.data.base import InMemoryDataModule
+from tests.fakes import RandomImages, quiet_trainer
 from zoo.models.supervised import SupervisedModule
 from zoo.optim import OPTIMIZERS, SCHEDULERS
-from zoo.weights import model_config
 
-# One small configuration per registered model; a new model must add itself here.
-CONFIGS = {
-    "mlp": dict(hidden_sizes=[32, 16], mean=[0.5], std=[0.25]),
-    "lenet5": dict(mean=[0.1307], std=[0.3081]),
-}
-
-
-def test_every_registered_model_is_covered():
-    assert sorted(CONFIGS) == zoo.list_models()
-
-
-class RandomImages(InMemoryDataModule):
-    """Tiny random (N, 1, 28, 28) dataset with 10 classes, for smoke fits."""
-
-    input_shape = (1, 28, 28)
-    num_classes = 10
-
-    def __init__(self, **kwargs):
-        super().__init__(val_size=16, batch_size=16, **kwargs)
-
-    def load_split(self, train):
-        generator = torch.Generator().manual_seed(int(train))
-        n = 64 if train else 32
-        return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=generator), torch.arange(n) % 10
-
-
-def _trainer(tmp_path, **kwargs):
-    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
-
-
-@pytest.fixture(params=sorted(CONFIGS))
+@pytest.fixture(params=["mlp", "lenet5"])
 def model(request):
     torch.manual_seed(0)
-    return zoo.create_model(request.param, **CONFIGS[request.param])
-
-
-def test_output_shape_and_finite(model):
-    x = torch.rand(5, *model.input_shape)
-    logits = model(x)
-    assert logits.shape == (5, 10)
-    assert torch.isfinite(logits).all()
-    assert model.forward_features(x).shape[0] == 5
-
-
-def test_gradients_reach_every_parameter(model):
-    x = torch.rand(6, *model.input_shape)
-    model(x).logsumexp(1).sum().backward()
-    without_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert without_grad == []
-
-
-def test_fast_dev_run_fit(model, tmp_path):
-    trainer = _trainer(tmp_path, fast_dev_run=2)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer.fit(model, datamodule=RandomImages())
-    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
-    assert changed, "no parameter changed during fit"
-
-
-def test_save_load_round_trip_gives_identical_outputs(model, tmp_path):
-    model.eval()
-    x = torch.rand(4, *model.input_shape)
-    model.save_pretrained(tmp_path / "saved")
-    loaded = type(model).from_pretrained(tmp_path / "saved")
-    assert not loaded.training
-    assert torch.equal(model(x), loaded(x))
-    assert model_config(loaded) == model_config(model)
-
-
-def test_lightning_checkpoint_round_trip(model, tmp_path):
-    trainer = _trainer(tmp_path, max_steps=1, limit_val_batches=0)
-    trainer.fit(model, datamodule=RandomImages())
-    trainer.save_checkpoint(tmp_path / "m.ckpt")
-    loaded = type(model).load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
-    x = torch.rand(3, *model.input_shape)
-    assert torch.equal(model.eval()(x), loaded.eval()(x))
+    return zoo.create_model(request.param)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +89,7 @@ def test_every_optimizer_and_schedule_trains(optimizer, scheduler, tmp_path):
     torch.manual_seed(0)
     model = zoo.create_model("mlp", hidden_sizes=[16], optimizer=optimizer, scheduler=scheduler, lr=0.01)
     before = model.net.head.weight.clone()
-    _trainer(tmp_path, max_steps=3, limit_val_batches=0).fit(model, datamodule=RandomImages())
+    quiet_trainer(tmp_path, max_steps=3, limit_val_batches=0).fit(model, datamodule=RandomImages())
     assert not torch.equal(before, model.net.head.weight)
 
 
