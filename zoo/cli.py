@@ -13,14 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from datetime import timedelta
+from pathlib import Path
 from typing import Optional
 
 import lightning
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import default_callbacks
+from zoo.checkpointing import AtomicCheckpointIO
 from zoo.models.base import ZooModule
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
@@ -57,20 +61,49 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--publish", type=Optional[str], default=None,
                             help="After the test, save the best weights as NAME in --weights_dir with the measured metrics.")
         parser.add_argument("--weights_dir", type=str, default="weights", help="Folder of the manifest --publish writes to.")
+        parser.add_argument("--checkpoint_every_n_steps", type=Optional[int], default=None,
+                            help="Also refresh last.ckpt every N training steps (default: at epoch ends only).")
+        parser.add_argument("--ddp_timeout", type=float, default=1800.0,
+                            help="Seconds a DDP process waits for the others before the job fails (strategy 'ddp').")
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
+            self._continue_last_run_folder(self.config.fit.trainer)
+
+    @staticmethod
+    def _continue_last_run_folder(trainer_cfg) -> None:
+        """``--ckpt_path last`` resumes in the newest run folder, where that run's last.ckpt lives.
+
+        Without this the logger would open a new ``version_N`` folder and find no checkpoint there.
+        """
+        logger = trainer_cfg.get("logger")
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or init_args.get("version") is not None or "save_dir" not in init_args:
+            return
+        name = init_args.get("name") or "lightning_logs"
+        runs = Path(init_args["save_dir"]) / name
+        versions = [int(p.name.split("_")[1]) for p in runs.glob("version_*") if p.name.split("_")[1].isdigit()]
+        if versions:
+            init_args["version"] = max(versions)
 
     def _option(self, key: str):
         return self.config_init[self.subcommand][key] if self.subcommand else self.config_init[key]
 
     def instantiate_trainer(self, **kwargs):
+        trainer_cfg = self._option("trainer")
         if self._option("default_callbacks"):
-            trainer_cfg = self._option("trainer")
-            has_logger = trainer_cfg.get("logger") not in (None, False)
             self.trainer_defaults["callbacks"] = default_callbacks(
                 monitor=self.model.monitor,
                 mode=self.model.monitor_mode,
                 patience=self._option("patience"),
-                lr_monitor=has_logger,
+                lr_monitor=trainer_cfg.get("logger") not in (None, False),
+                last_every_n_steps=self._option("checkpoint_every_n_steps"),
             )
+        if trainer_cfg.get("strategy") == "ddp":
+            # A rank that dies leaves the others blocked in a collective; the timeout bounds that wait.
+            kwargs.setdefault("strategy", DDPStrategy(timeout=timedelta(seconds=self._option("ddp_timeout"))))
+        if not trainer_cfg.get("plugins"):
+            kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)
 
     def after_fit(self) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from collections.abc import Iterator
+
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 DATA_DIR_ENV = "ZOO_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/lightning-zoo/data")
@@ -52,6 +55,39 @@ class TensorBatchDataset(Dataset):
 
 def _whole_batch(batch):
     return batch  # __getitems__ already returns the collated (x, y) pair
+
+
+class ResumableSampler(DistributedSampler):
+    """The training order: a permutation fixed by ``(seed, epoch)``, sharded across DDP ranks.
+
+    Unlike a ``RandomSampler`` it draws nothing from the global RNG, so the order of an epoch is the
+    same in an interrupted and an uninterrupted run, and :meth:`resume` can skip the batches a
+    checkpoint has already trained on (see ``InMemoryDataModule.state_dict``). Being a ``DistributedSampler``, Lightning leaves it in place
+    under DDP instead of injecting its own.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int) -> None:
+        distributed = dist.is_available() and dist.is_initialized()
+        world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.batch_size = batch_size
+        self._resume_epoch, self._resume_batches = -1, 0
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Make passes over ``epoch`` start after its first ``batches_done`` batches."""
+        # Lightning may create the iterator before it calls set_epoch, so set the epoch here too.
+        self.epoch, self._resume_epoch, self._resume_batches = epoch, epoch, batches_done
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self._resume_epoch:
+            self._resume_epoch = -1  # the resumed epoch is over
+        super().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        if self.epoch == self._resume_epoch:
+            indices = indices[self._resume_batches * self.batch_size :]
+        return iter(indices)
 
 
 def random_shift(x: torch.Tensor, padding: int) -> torch.Tensor:
@@ -123,6 +159,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
         self.datasets: dict[str, TensorBatchDataset] = {}
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_state: dict[str, int] | None = None
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -139,30 +177,49 @@ class InMemoryDataModule(L.LightningDataModule):
         if "test" not in self.datasets and stage in (None, "test", "predict"):
             self.datasets["test"] = TensorBatchDataset(*self.load_split(train=False))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader_kwargs(self, split: str) -> dict:
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {split} loader")
         workers = self.hparams.num_workers
-        return DataLoader(
-            self.datasets[split],
+        return dict(
+            dataset=self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
             collate_fn=_whole_batch,
             num_workers=workers,
             persistent_workers=workers > 0,
+            # Worker seeds come from this generator, not the global RNG, so a resumed run draws the
+            # same random numbers as an uninterrupted one.
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
+    def state_dict(self) -> dict[str, int]:
+        """The training position, saved in every checkpoint so that a resumed run skips what it has seen."""
+        if self._train_sampler is None or self.trainer is None:
+            return {}
+        # Batches the trainer has trained on; the loader itself has handed out one more (prefetch).
+        batches_done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": self._train_sampler.epoch, "batches_done": batches_done}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        # Lightning restores the DataModule before it builds the training loader.
+        self._resume_state = dict(state_dict) or None
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        kwargs = self._loader_kwargs("train")
+        self._train_sampler = ResumableSampler(kwargs["dataset"], self.batch_size, seed=self.hparams.seed)
+        if self._resume_state is not None:
+            self._train_sampler.resume(self._resume_state["epoch"], self._resume_state["batches_done"])
+            self._resume_state = None
+        return DataLoader(sampler=self._train_sampler, **kwargs)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return DataLoader(**self._loader_kwargs("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return DataLoader(**self._loader_kwargs("test"))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return DataLoader(**self._loader_kwargs("test"))
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """The training augmentation, applied to a whole batch (N, C, H, W)."""

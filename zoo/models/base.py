@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,24 @@ class ZooModule(L.LightningModule):
         if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != tuple(self.input_shape):
             got = "(" + ", ".join(str(d) for d in x.shape) + ")"
             raise ValueError(f"{name} expects input of shape {expected}, got {got}")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The RNG states make a resumed run draw the same dropout masks and augmentations as an
+        # uninterrupted one. Plain tensors and tuples only: loadable with weights_only=True.
+        checkpoint["zoo_rng"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("zoo_rng")
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        random.setstate(state["python"])
 
     def save_pretrained(self, directory: str | Path, metrics: dict[str, float] | None = None) -> Path:
         """Write ``model.safetensors`` and ``config.json`` (class, hyperparameters, sha256, metrics)."""

@@ -1,0 +1,79 @@
+"""Crash and resume: a run killed mid-epoch and resumed with --ckpt_path last ends where an
+uninterrupted run ends, bit for bit; interrupted checkpoint writes never corrupt the last one."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tests.test_cli import ZOO, run_zoo
+from zoo.checkpointing import AtomicCheckpointIO
+
+# 1,294 digits / batch 64 = 21 steps per epoch; 2 epochs = 42 steps, a multiple of the checkpoint interval.
+RUN = ["fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "2",
+       "--trainer.deterministic", "true", "--checkpoint_every_n_steps", "3", "--test_after_fit", "false",
+       "--model.init_args.dropout", "0.2"]  # dropout and shift augmentation both draw random numbers
+
+
+def _final_state(folder):
+    checkpoint = torch.load(folder / "runs/lenet5_digits/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 42
+    return checkpoint
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    env = {"PYTHONPATH": str(REPO)}
+    (tmp_path / "straight").mkdir()
+    run_zoo(*RUN, cwd=tmp_path / "straight", env=env)
+
+    (tmp_path / "crashed").mkdir()
+    killed = subprocess.run([*ZOO, *RUN, "--trainer.callbacks+=tests.killer.SigkillAtStep",
+                             "--trainer.callbacks.step", "28"],  # epoch 1, batch 6; last.ckpt is from step 27
+                            cwd=tmp_path / "crashed", env={**os.environ, **env}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_zoo(*RUN, "--ckpt_path", "last", cwd=tmp_path / "crashed", env=env)
+
+    straight, resumed = _final_state(tmp_path / "straight"), _final_state(tmp_path / "crashed")
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    adam_straight = straight["optimizer_states"][0]["state"]
+    adam_resumed = resumed["optimizer_states"][0]["state"]
+    assert all(torch.equal(adam_straight[i]["exp_avg"], adam_resumed[i]["exp_avg"]) for i in adam_straight)
+    versions = list((tmp_path / "crashed/runs/lenet5_digits").iterdir())
+    assert [v.name for v in versions] == ["version_0"]  # resumed in the crashed run's own folder
+
+
+def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies half-way through writing
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_non_finite_loss_stops_training_naming_step_and_checkpoint(in_tmp):
+    result = subprocess.run(
+        [*ZOO, "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--model.init_args.optimizer", "sgd",
+         "--model.init_args.lr", "1e12", "--model.init_args.scheduler", "none", "--checkpoint_every_n_steps", "1"],
+        cwd=in_tmp, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    message = next(line for line in result.stderr.splitlines() if line.startswith("zoo.callbacks.NonFiniteLossError"))
+    assert "at global step" in message and "training stopped" in message
+    last = message.split("Last good checkpoint: ")[1].split(". ")[0]
+    checkpoint = torch.load(last, weights_only=True)  # the last good state is intact and loadable
+    step = int(message.split("at global step ")[1].split(" ")[0])
+    assert checkpoint["global_step"] == step - 1
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
