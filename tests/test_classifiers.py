@@ -112,3 +112,17 @@ def test_lenet5_matches_the_paper_layout():
     assert shapes == [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,)]
     assert sum(p.numel() for p in net.parameters()) == 61706
     assert issubclass(type(zoo.create_model("lenet5")), SupervisedModule)
+
+
+@pytest.mark.parametrize("scale, message", [(255.0, r"got values in \[0, 255\] \(0-255 pixel values: divide by 255\)"),
+                                            (-1.0, r"got values in \[-1, 0\]")])
+def test_images_outside_unit_range_are_refused(model, scale, message):
+    x = torch.zeros(2, 1, 28, 28)
+    x[0, 0, 0, 0] = scale
+    with pytest.raises(ValueError, match=message):
+        model.eval()(x)
+
+
+def test_regression_inputs_are_not_range_checked():
+    model = zoo.create_model("mlp", task="regression", num_classes=1, input_shape=[1])
+    assert model(torch.tensor([[-3.0], [250.0]])).shape == (2, 1)

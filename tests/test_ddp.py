@@ -1,11 +1,14 @@
 """A real 2-process DDP fit on CPU (gloo), launched the way a user launches it: through `zoo fit`."""
 
 import csv
+import os
+import subprocess
+import time
 
 import pytest
 
 from tests.conftest import REPO
-from tests.test_cli import run_zoo
+from tests.test_cli import ZOO, run_zoo
 
 
 @pytest.mark.slow
@@ -25,3 +28,17 @@ def test_two_process_ddp_fit_writes_one_checkpoint_set(in_tmp):
     with open(versions[0] / "metrics.csv") as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/acc")}
     assert epochs == {"0", "1", "2"}
+
+
+@pytest.mark.slow
+def test_a_dead_rank_fails_the_job_within_the_timeout(in_tmp):
+    started = time.monotonic()
+    result = subprocess.run(
+        [*ZOO, "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"),
+         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+         "--ddp_timeout", "15", "--trainer.callbacks+=tests.killer.SigkillRankAtStep", "--trainer.callbacks.step", "3"],
+        cwd=in_tmp, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=240,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert elapsed < 120, f"the surviving rank took {elapsed:.0f} s to give up"

@@ -77,3 +77,17 @@ def test_non_finite_loss_stops_training_naming_step_and_checkpoint(in_tmp):
     step = int(message.split("at global step ")[1].split(" ")[0])
     assert checkpoint["global_step"] == step - 1
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_bad_checkpoint_files_get_a_clear_error(damage, in_tmp):
+    path = in_tmp / "model.ckpt"
+    if damage != "missing":
+        torch.save({"state_dict": {"w": torch.ones(1000)}, "hyper_parameters": {"lr": 0.1}}, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a checkpoint" * 10)
+    result = subprocess.run([*ZOO, "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--ckpt_path", str(path)],
+                            cwd=in_tmp, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    expected = "no such checkpoint file" if damage == "missing" else "is truncated, corrupt or not a Lightning checkpoint"
+    assert expected in result.stderr

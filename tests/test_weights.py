@@ -97,7 +97,7 @@ def test_missing_sha256_and_missing_config_are_refused(saved, tmp_path):
 
 
 def test_unknown_name_lists_shipped_weights():
-    with pytest.raises(WeightsError, match="no shipped weights named 'resnet' .* lenet5_mnist, mlp_mnist"):
+    with pytest.raises(WeightsError, match="no shipped weights named 'resnet' .* shipped weights: .*lenet5_mnist, .*mlp_mnist"):
         load_pretrained("resnet")
 
 
@@ -129,3 +129,11 @@ def test_shipped_weights_reproduce_their_number_on_the_real_test_split(name, flo
     acc = results["test/acc"]
     assert acc["measured"] == pytest.approx(acc["recorded"], abs=1e-4)
     assert acc["measured"] >= floor
+
+
+def test_manifest_entry_whose_file_is_missing(tmp_path, monkeypatch):
+    entry = dict(read_manifest()["lenet5_mnist"], file="gone.safetensors")
+    (tmp_path / "manifest.json").write_text(json.dumps({"lenet5_mnist": entry}))
+    monkeypatch.setattr("zoo.weights.shipped_weights_dir", lambda: tmp_path)
+    with pytest.raises(WeightsError, match=r"weights file .*gone.safetensors does not exist"):
+        load_pretrained("lenet5_mnist")

@@ -11,6 +11,7 @@ shared callbacks (:func:`zoo.callbacks.default_callbacks`).
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import warnings
 from datetime import timedelta
@@ -32,6 +33,10 @@ import zoo.data  # noqa: E402,F401
 import zoo.models  # noqa: E402,F401
 
 ZOO_ONLY_FLAGS = ("--publish", "--weights_dir")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read; nothing was loaded from it."""
 
 
 class ZooCLI(LightningCLI):
@@ -65,6 +70,21 @@ class ZooCLI(LightningCLI):
                             help="Also refresh last.ckpt every N training steps (default: at epoch ends only).")
         parser.add_argument("--ddp_timeout", type=float, default=1800.0,
                             help="Seconds a DDP process waits for the others before the job fails (strategy 'ddp').")
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads --ckpt_path (weights_only=True) to recover hyperparameters; turn a bad
+        # file into an error that says so instead of a bare unpickling traceback.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        try:
+            super()._parse_ckpt_path()
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+            raise CheckpointError(
+                f"--ckpt_path {ckpt_path} is truncated, corrupt or not a Lightning checkpoint ({err}). "
+                "Nothing was loaded; pass another checkpoint (e.g. best-*.ckpt or last.ckpt beside it)."
+            ) from err
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":

@@ -13,6 +13,8 @@ from typing import Any
 _MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "mlp": ("zoo.models.mlp:MLP", {}),
     "lenet5": ("zoo.models.lenet:LeNet5", {}),
+    "lstm": ("zoo.models.rnn:LSTMClassifier", {}),
+    "lstm_forecaster": ("zoo.models.rnn:LSTMForecaster", {}),
 }
 
 _DATAMODULES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -21,6 +23,8 @@ _DATAMODULES: dict[str, tuple[str, dict[str, Any]]] = {
     "cifar10": ("zoo.data.vision:CIFAR10DataModule", {}),
     "digits": ("zoo.data.vision:DigitsDataModule", {}),
     "function": ("zoo.data.function:FunctionDataModule", {}),
+    "timeseries": ("zoo.data.sequence:TimeSeriesDataModule", {}),
+    "noisy_sine": ("zoo.data.sequence:NoisySineDataModule", {}),
 }
 
 

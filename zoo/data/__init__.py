@@ -2,6 +2,7 @@
 
 from zoo.data.base import InMemoryDataModule, resolve_data_dir
 from zoo.data.function import FunctionDataModule
+from zoo.data.sequence import NoisySineDataModule, TimeSeriesDataModule
 from zoo.data.vision import CIFAR10DataModule, DigitsDataModule, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
@@ -11,5 +12,7 @@ __all__ = [
     "FunctionDataModule",
     "InMemoryDataModule",
     "MNISTDataModule",
+    "NoisySineDataModule",
+    "TimeSeriesDataModule",
     "resolve_data_dir",
 ]

@@ -18,9 +18,12 @@ class ZooModule(L.LightningModule):
     ``monitor``/``monitor_mode`` (the validation key that early stopping and checkpointing follow).
     """
 
-    input_shape: tuple[int, ...] = ()
+    input_shape: tuple[int | None, ...] = ()
+    # Image models take values in [0, 1]; None means any real value (sequences, regression inputs).
+    input_range: tuple[float, float] | None = None
     monitor: str = "val/loss"
     monitor_mode: str = "min"
+    _range_checked_in_training = False
 
     def _register_normalization(self, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
         """Store per-channel mean/std as buffers; they come from the hyperparameters, not the weights file."""
@@ -46,16 +49,33 @@ class ZooModule(L.LightningModule):
 
     def validate_input(self, x: Any) -> None:
         """Raise a clear error for inputs the model cannot take, before any layer sees them."""
-        expected = "(N, " + ", ".join(str(d) for d in self.input_shape) + ")"
+        # A None in input_shape is a free size (e.g. the length T of a sequence).
+        expected = "(N, " + ", ".join("T" if d is None else str(d) for d in self.input_shape) + ")"
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor of shape {expected}, got {type(x).__name__}")
         if not x.is_floating_point():
             hint = " (images in 0-255: use x.float() / 255)" if x.dtype == torch.uint8 else ""
             raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}{hint}")
-        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != tuple(self.input_shape):
+        weight = next(self.parameters(), None)
+        if weight is not None and weight.is_floating_point() and x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"{name} has {weight.dtype} weights but got a {x.dtype} input: convert it with x.to({weight.dtype})")
+        fixed_sizes_match = all(d is None or d == got for d, got in zip(self.input_shape, x.shape[1:]))
+        if x.ndim != len(self.input_shape) + 1 or not fixed_sizes_match:
             got = "(" + ", ".join(str(d) for d in x.shape) + ")"
             raise ValueError(f"{name} expects input of shape {expected}, got {got}")
+        # The range check reads values (a device sync), so in training it runs on the first batch only.
+        if self.input_range is not None and x.numel() and not (self.training and self._range_checked_in_training):
+            self._range_checked_in_training = self.training
+            low, high = self.input_range
+            x_min, x_max = float(x.min()), float(x.max())
+            tolerance = 1e-3
+            if not (low - tolerance <= x_min and x_max <= high + tolerance):
+                hint = " (0-255 pixel values: divide by 255)" if x_max > 2 else ""
+                raise ValueError(
+                    f"{name} expects values in [{low:g}, {high:g}], got values in [{x_min:.4g}, {x_max:.4g}]{hint}; "
+                    "the model normalises its input itself"
+                )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The RNG states make a resumed run draw the same dropout masks and augmentations as an

@@ -19,6 +19,8 @@ class LeNet5(SupervisedModule):
             :class:`~zoo.models.supervised.SupervisedModule`.
     """
 
+    input_range = (0.0, 1.0)
+
     def __init__(
         self,
         in_channels: int = 1,

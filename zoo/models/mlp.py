@@ -40,6 +40,8 @@ class MLP(SupervisedModule):
         if any(int(h) < 1 for h in hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
         self.input_shape = tuple(int(d) for d in input_shape)
+        if len(self.input_shape) == 3:  # (C, H, W): an image, so values must be in [0, 1]
+            self.input_range = (0.0, 1.0)
         self.net = MLPNet(
             in_features=math.prod(self.input_shape),
             hidden_sizes=[int(h) for h in hidden_sizes],
