@@ -13,6 +13,17 @@ from typing import Any
 _MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "mlp": ("zoo.models.mlp:MLP", {}),
     "lenet5": ("zoo.models.lenet:LeNet5", {}),
+    "alexnet": ("zoo.models.alexnet:AlexNet", {}),
+    "alexnet_small": ("zoo.models.alexnet:AlexNet", {"small": True}),
+    "vgg11": ("zoo.models.vgg:VGG", {"depth": 11, "batch_norm": False}),
+    "vgg11_bn": ("zoo.models.vgg:VGG", {"depth": 11, "batch_norm": True}),
+    "vgg13": ("zoo.models.vgg:VGG", {"depth": 13, "batch_norm": False}),
+    "vgg13_bn": ("zoo.models.vgg:VGG", {"depth": 13, "batch_norm": True}),
+    "vgg16": ("zoo.models.vgg:VGG", {"depth": 16, "batch_norm": False}),
+    "vgg16_bn": ("zoo.models.vgg:VGG", {"depth": 16, "batch_norm": True}),
+    "vgg19": ("zoo.models.vgg:VGG", {"depth": 19, "batch_norm": False}),
+    "vgg19_bn": ("zoo.models.vgg:VGG", {"depth": 19, "batch_norm": True}),
+    "transfer": ("zoo.models.transfer:TransferClassifier", {}),
     "lstm": ("zoo.models.rnn:LSTMClassifier", {}),
     "lstm_forecaster": ("zoo.models.rnn:LSTMForecaster", {}),
 }
@@ -23,6 +34,8 @@ _DATAMODULES: dict[str, tuple[str, dict[str, Any]]] = {
     "cifar10": ("zoo.data.vision:CIFAR10DataModule", {}),
     "digits": ("zoo.data.vision:DigitsDataModule", {}),
     "function": ("zoo.data.function:FunctionDataModule", {}),
+    "image_folder": ("zoo.data.folder:ImageFolderDataModule", {}),
+    "label_budget": ("zoo.data.subset:LabelBudgetDataModule", {}),
     "timeseries": ("zoo.data.sequence:TimeSeriesDataModule", {}),
     "noisy_sine": ("zoo.data.sequence:NoisySineDataModule", {}),
 }

@@ -1,9 +1,14 @@
 """LightningModules, one file per family."""
 
+from zoo.models.alexnet import AlexNet
 from zoo.models.base import ZooModule
 from zoo.models.lenet import LeNet5
 from zoo.models.mlp import MLP
 from zoo.models.rnn import LSTMClassifier, LSTMForecaster
 from zoo.models.supervised import SupervisedModule
+from zoo.models.transfer import TransferClassifier
+from zoo.models.vgg import VGG
 
-__all__ = ["MLP", "LeNet5", "LSTMClassifier", "LSTMForecaster", "SupervisedModule", "ZooModule"]
+__all__ = [
+    "AlexNet", "TransferClassifier", "VGG",
+    "MLP", "LeNet5", "LSTMClassifier", "LSTMForecaster", "SupervisedModule", "ZooModule"]

@@ -1,0 +1,148 @@
+"""AlexNet and VGG: torchvision's layout and outputs, weights by name/file, input adaptation, shipped weights."""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+import zoo
+from zoo.evaluate import evaluate_pretrained
+from zoo.finetune import IMAGENET_MEAN, IMAGENET_STD, PretrainedWeightsError
+from zoo.nets.alexnet import AlexNetNet
+from zoo.nets.vgg import VGGNet
+from zoo.weights import WeightsError, read_manifest
+
+VGG_NAMES = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+
+
+def _imagenet_normalize(x):
+    return (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def _shapes(module):
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["alexnet", *VGG_NAMES])
+def test_state_dict_layout_equals_torchvision(name):
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        theirs = getattr(torchvision.models, name)()
+        if name == "alexnet":
+            ours = AlexNetNet()
+        else:
+            ours = VGGNet(int(name[3:5]), name.endswith("_bn"))
+    assert _shapes(ours) == _shapes(theirs)
+
+
+def _random_torchvision(name):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    with torch.no_grad():  # BN statistics away from the (0, 1) defaults, so eval-mode BN is really tested
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def test_vgg_bn_from_a_pth_file_equals_torchvision(tmp_path):
+    theirs = _random_torchvision("vgg11_bn")
+    torch.save(theirs.state_dict(), tmp_path / "vgg11_bn.pth")
+    ours = zoo.create_model("vgg11_bn", weights=str(tmp_path / "vgg11_bn.pth"), num_classes=1000, image_size=32).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(_imagenet_normalize(x)), rtol=1e-4, atol=1e-5)
+    assert ours.hparams.mean == list(IMAGENET_MEAN) and ours.hparams.weights is None
+
+
+def test_torchvision_weights_by_name_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    theirs = _random_torchvision("alexnet")
+    url = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(theirs.state_dict(), cache / Path(url).name)
+    x = torch.rand(2, 3, 64, 64)
+    for name in ("IMAGENET1K_V1", "DEFAULT"):
+        ours = zoo.create_model("alexnet", weights=name, num_classes=1000, image_size=64).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), theirs(_imagenet_normalize(x)), rtol=1e-4, atol=1e-5)
+    # a new head for a 10-class task keeps every other pretrained tensor
+    ours = zoo.create_model("alexnet", weights="DEFAULT", num_classes=10, image_size=64)
+    assert ours.net.head.out_features == 10
+    assert torch.equal(ours.net.classifier[4].weight, theirs.classifier[4].weight)
+    assert torch.equal(ours.net.features[0].weight, theirs.features[0].weight)
+
+
+def test_missing_torchvision_weights_fail_fast_with_advice(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # empty cache, and no network here
+    start = time.monotonic()
+    with pytest.raises(PretrainedWeightsError) as info:
+        zoo.create_model("alexnet", weights="IMAGENET1K_V1")
+    assert time.monotonic() - start < 60
+    message = str(info.value)
+    assert "alexnet-owt-7be5be79.pth" in message and "connect" in message and "weights='path/to/file.pth'" in message
+
+
+def test_unknown_weights_name_lists_the_options():
+    with pytest.raises(PretrainedWeightsError, match="not a file, a save_pretrained folder, shipped zoo weights"):
+        zoo.create_model("vgg11", weights="IMAGENET_V7")
+
+
+def test_safetensors_file_of_the_wrong_shape_is_refused(tmp_path):
+    tiny = dict(width_divisor=16, hidden_size=32, pooled_size=1, image_size=32)
+    source = zoo.create_model("vgg11", **tiny)
+    save_file({k.removeprefix("net."): v for k, v in source.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    loaded = zoo.create_model("vgg11", weights=str(tmp_path / "w.safetensors"), **tiny)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in source.state_dict().items())
+    with pytest.raises(PretrainedWeightsError, match="shape mismatches"):
+        zoo.create_model("vgg11", weights=str(tmp_path / "w.safetensors"), **{**tiny, "width_divisor": 8})
+
+
+def test_grayscale_small_images_are_adapted_to_the_weights():
+    model = zoo.create_model("vgg11", in_channels=1, image_size=28, width_divisor=16, hidden_size=32, pooled_size=1)
+    assert model.resize_to == 32  # VGG's minimum input size
+    assert model.input_shape == (1, 28, 28)
+    x = torch.rand(2, 1, 28, 28)
+    adapted = model.adapt(x)
+    assert adapted.shape == (2, 3, 32, 32)
+    assert torch.equal(adapted[:, 0], adapted[:, 2])
+    assert model(x).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1, 28, 28\)"):
+        model(torch.rand(2, 3, 28, 28))
+    alexnet = zoo.create_model("alexnet", in_channels=1, image_size=28, hidden_size=16)
+    assert alexnet.resize_to == 63 and alexnet(x).shape == (2, 10)
+
+
+def test_zoo_weights_start_a_new_task():
+    shipped = zoo.load_pretrained("lenet5_mnist")
+    model = zoo.create_model("transfer", source="lenet5_mnist", num_classes=3, finetune="feature_extractor")
+    assert model.net.head.out_features == 3
+    assert torch.equal(model.net.features[0].weight, shipped.net.features[0].weight)
+    assert model.hparams.mean == shipped.hparams.mean
+    with pytest.raises(WeightsError, match="no shipped weights named"):
+        zoo.create_model("transfer", source="no_such_weights")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(depth=12), "depth must be one of"),
+    (dict(in_channels=2), "in_channels must be 1 or 3"),
+    (dict(finetune="top9"), "k must be between 1 and the 5"),
+    (dict(finetune="half"), "finetune must be"),
+    (dict(backbone_lr_scale=0), "backbone_lr_scale must be > 0"),
+    (dict(mean=[0.5], std=[0.2]), "mean/std need 3 values"),
+])
+def test_vgg_arguments_are_validated(bad, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.create_model("vgg11", **{"width_divisor": 16, "hidden_size": 8, "pooled_size": 1, **bad})
+
+
+def test_shipped_alexnet_fashionmnist_matches_its_manifest(data_dir):
+    entry = read_manifest()["alexnet_fashionmnist"]
+    assert entry["hparams"]["small"] is True
+    results = evaluate_pretrained("alexnet_fashionmnist", data_dir=str(data_dir), accelerator="cpu")
+    assert results["test/acc"]["recorded"] >= 0.92
+    assert abs(results["test/acc"]["measured"] - results["test/acc"]["recorded"]) <= 0.002

@@ -1,0 +1,159 @@
+"""A user's own images: one sub-folder per class (torchvision's ``ImageFolder`` layout).
+
+::
+
+    root/
+      cat/  001.jpg  002.png ...
+      dog/  a.jpg ...
+
+Images are decoded once (Pillow), resized and centre-cropped to ``image_size`` and kept in memory
+as uint8, like the other in-memory DataModules; the model normalises them itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zoo.data.base import InMemoryDataModule, TensorBatchDataset
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+class ImageFolderError(ValueError):
+    """The image folder cannot be used; the message names the folder or file and the fix."""
+
+
+def scan_folder(root: Path, class_names: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """Class names (sorted sub-folder names) and ``(file, label)`` pairs of an image folder.
+
+    Args:
+        root: the folder with one sub-folder per class.
+        class_names: the classes expected (a validation folder must have the training classes).
+    """
+    if not root.is_dir():
+        raise ImageFolderError(f"image folder {root} does not exist or is not a folder")
+    found = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if not found:
+        raise ImageFolderError(f"{root} has no class sub-folders; expected {root}/<class name>/<image files>")
+    if class_names is None:
+        if len(found) < 2:
+            raise ImageFolderError(f"{root} has a single class ({found[0]!r}); a classifier needs at least 2 class folders")
+        class_names = found
+    elif found != class_names:
+        raise ImageFolderError(f"{root} has classes {list(found)}, but the training folder has {list(class_names)}")
+    samples = []
+    for label, name in enumerate(class_names):
+        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise ImageFolderError(f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        samples += [(f, label) for f in files]
+    return class_names, samples
+
+
+def read_image(path: Path, channels: int, image_size: int) -> torch.Tensor:
+    """Decode ``path`` to a (channels, image_size, image_size) uint8 tensor: shorter side resized, then centre-cropped."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import functional as TF
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageFolderError(f"cannot read image {path}: {err}. Remove or replace the file.") from err
+    image = TF.center_crop(TF.resize(image, image_size, antialias=True), [image_size, image_size])
+    return TF.pil_to_tensor(image)  # (C, S, S) uint8
+
+
+class ImageFolderDataModule(InMemoryDataModule):
+    """Images in class sub-folders, with a seeded train/val split or a separate validation folder.
+
+    Args:
+        root: training images, one sub-folder per class.
+        val_root: validation images in the same layout; None: a seeded ``val_fraction`` of ``root``.
+        test_root: test images in the same layout; None: the test split is the validation split.
+        image_size: side of the square images handed to the model (shorter side resized, then
+            centre-cropped). None: ``weights``' crop size, else 224.
+        channels: 1 (grayscale) or 3 (RGB).
+        val_fraction: share of ``root`` held out for validation when there is no ``val_root``.
+        weights: torchvision weights the model starts from, e.g. ``"VGG16_Weights.IMAGENET1K_V1"``;
+            sets ``image_size`` to their crop size (the model applies their normalisation itself).
+        batch_size: samples per batch (per process under DDP).
+        seed: seed of the train/val split.
+        shift: augmentation, random translation by up to this many pixels (0: off).
+        hflip: augmentation, random horizontal flips.
+        num_workers: DataLoader workers; 0 is fastest for in-memory data.
+    """
+
+    mean = (0.485, 0.456, 0.406)  # ImageNet's: the usual statistics for photographs
+    std = (0.229, 0.224, 0.225)
+
+    def __init__(
+        self,
+        root: str,
+        val_root: str | None = None,
+        test_root: str | None = None,
+        image_size: int | None = None,
+        channels: int = 3,
+        val_fraction: float = 0.2,
+        weights: str | None = None,
+        batch_size: int = 32,
+        seed: int = 0,
+        shift: int = 0,
+        hflip: bool = False,
+        num_workers: int = 0,
+    ) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if image_size is None:
+            image_size = _crop_size(weights) if weights else 224
+        if image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {image_size}")
+        super().__init__(data_dir=root, batch_size=batch_size, val_size=0, seed=seed, shift=shift, hflip=hflip,
+                         num_workers=num_workers, download=False)
+        self.roots = {split: Path(p).expanduser() for split, p in (("train", root), ("val", val_root), ("test", test_root)) if p}
+        # Scanning is cheap and gives num_classes before any image is decoded.
+        self.class_names, self._train_files = scan_folder(self.roots["train"])
+        self.num_classes = len(self.class_names)
+        self.input_shape = (channels, image_size, image_size)
+        if channels == 1:
+            self.mean, self.std = (0.449,), (0.226,)
+
+    def _read(self, samples: list[tuple[Path, int]]) -> TensorBatchDataset:
+        channels, size, _ = self.input_shape
+        x = torch.stack([read_image(path, channels, size) for path, _ in samples])  # (N, C, S, S) uint8
+        y = torch.tensor([label for _, label in samples], dtype=torch.long)
+        return TensorBatchDataset(x, y)
+
+    def _split_train(self) -> tuple[list, list]:
+        if "val" in self.roots:
+            return self._train_files, scan_folder(self.roots["val"], self.class_names)[1]
+        n = len(self._train_files)
+        n_val = round(self.hparams.val_fraction * n)
+        if n_val == 0 or n_val == n:
+            raise ImageFolderError(f"{self.roots['train']} has {n} images: too few to hold out val_fraction="
+                                   f"{self.hparams.val_fraction}; add images or pass val_root")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.seed)).tolist()
+        return [self._train_files[i] for i in order[n_val:]], [self._train_files[i] for i in order[:n_val]]
+
+    def setup(self, stage: str | None = None) -> None:
+        if "train" not in self.datasets:
+            train, val = self._split_train()
+            self.datasets["train"], self.datasets["val"] = self._read(train), self._read(val)
+        if "test" not in self.datasets and stage in (None, "test", "predict"):
+            test_root = self.roots.get("test")
+            self.datasets["test"] = (self._read(scan_folder(test_root, self.class_names)[1]) if test_root
+                                     else self.datasets["val"])
+
+
+def _crop_size(weights: str) -> int:
+    from torchvision.models import get_weight
+
+    try:
+        entry = get_weight(weights)
+    except (ValueError, KeyError, AttributeError) as err:
+        raise ValueError(f"weights must name torchvision weights such as 'VGG16_Weights.IMAGENET1K_V1', got {weights!r}") from err
+    return int(entry.transforms().crop_size[0])

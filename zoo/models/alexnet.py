@@ -1,0 +1,62 @@
+"""AlexNet as a LightningModule; the layers are in :mod:`zoo.nets.alexnet`, fine-tuning in :mod:`zoo.finetune`."""
+
+from __future__ import annotations
+
+from zoo.finetune import FineTuneMixin, input_settings, load_into, resolve_weights
+from zoo.models.supervised import SupervisedModule
+from zoo.nets.alexnet import IMAGENET, SMALL, AlexNetNet
+
+
+class AlexNet(FineTuneMixin, SupervisedModule):
+    """AlexNet image classifier for (N, C, H, W) inputs in [0, 1].
+
+    Args:
+        small: the 28-32 pixel variant (3x3 kernels, narrower); False is torchvision's layout.
+        in_channels: channels of the data (1 or 3). The ImageNet layout always has 3 input
+            channels; grayscale inputs are repeated to 3.
+        image_size: height and width of the data. Inputs below the weights' minimum size (63 for
+            ImageNet AlexNet) are resized up to it inside the model.
+        dropout: dropout before FC6 and FC7.
+        hidden_size: width of FC6 and FC7; None: 4096 (the paper's), 512 for ``small``.
+        weights: pretrained weights: ``"DEFAULT"``/``"IMAGENET1K_V1"`` (torchvision's), a
+            ``.safetensors``/``.pth`` file, or zoo weights (shipped name or ``save_pretrained``
+            folder). Loaded once here; the saved hyperparameters record ``None`` because
+            checkpoints carry the weights themselves.
+        resize_to: side the inputs are resized to before the net (None: automatic, see image_size).
+        finetune: ``full``, ``feature_extractor``, ``top<k>`` or ``gradual`` (see :mod:`zoo.finetune`).
+        backbone_lr_scale: learning rate of the conv layers relative to ``lr``.
+        unfreeze_every: epochs between unfreezing steps (``finetune="gradual"``).
+        **kwargs: ``num_classes``, optimiser and normalisation settings of
+            :class:`~zoo.models.supervised.SupervisedModule`. With ``weights`` and no mean/std,
+            the weights' own normalisation (ImageNet's) is applied.
+    """
+
+    def __init__(
+        self,
+        small: bool = False,
+        in_channels: int = 3,
+        image_size: int = 224,
+        dropout: float = 0.5,
+        hidden_size: int | None = None,
+        weights: str | None = None,
+        resize_to: int | None = None,
+        finetune: str = "full",
+        backbone_lr_scale: float = 1.0,
+        unfreeze_every: int = 1,
+        **kwargs,
+    ) -> None:
+        if in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+        source = resolve_weights("alexnet", weights) if weights is not None else None
+        weights = None  # noqa: F841 - recorded as None by save_hyperparameters (see Args)
+        cfg = SMALL if small else IMAGENET
+        resize_to = input_settings(source, cfg.min_size, image_size, resize_to, kwargs)
+        super().__init__(**kwargs)
+        if self.task != "multiclass":
+            raise ValueError(f"AlexNet is a multiclass classifier, got task={self.task!r}")
+        net_channels = in_channels if small else 3
+        self.input_shape = (in_channels, image_size, image_size)
+        self.net = AlexNetNet(self.hparams.num_classes, net_channels, small, dropout, hidden_size)
+        if source is not None:
+            load_into(self.net, source, self.hparams.num_classes)
+        self.setup_finetuning(finetune, backbone_lr_scale, unfreeze_every, net_channels, resize_to)
