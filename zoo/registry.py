@@ -24,6 +24,10 @@ _MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "vgg19": ("zoo.models.vgg:VGG", {"depth": 19, "batch_norm": False}),
     "vgg19_bn": ("zoo.models.vgg:VGG", {"depth": 19, "batch_norm": True}),
     "transfer": ("zoo.models.transfer:TransferClassifier", {}),
+    "ae": ("zoo.models.autoencoder:Autoencoder", {}),
+    "dae": ("zoo.models.autoencoder:DenoisingAutoencoder", {}),
+    "sparse_ae": ("zoo.models.autoencoder:SparseAutoencoder", {}),
+    "vae": ("zoo.models.autoencoder:VAE", {}),
     "lstm": ("zoo.models.rnn:LSTMClassifier", {}),
     "lstm_forecaster": ("zoo.models.rnn:LSTMForecaster", {}),
 }

@@ -1,6 +1,7 @@
 """LightningModules, one file per family."""
 
 from zoo.models.alexnet import AlexNet
+from zoo.models.autoencoder import VAE, Autoencoder, DenoisingAutoencoder, ReconstructionModule, SparseAutoencoder
 from zoo.models.base import ZooModule
 from zoo.models.lenet import LeNet5
 from zoo.models.mlp import MLP
@@ -11,4 +12,5 @@ from zoo.models.vgg import VGG
 
 __all__ = [
     "AlexNet", "TransferClassifier", "VGG",
+    "VAE", "Autoencoder", "DenoisingAutoencoder", "ReconstructionModule", "SparseAutoencoder",
     "MLP", "LeNet5", "LSTMClassifier", "LSTMForecaster", "SupervisedModule", "ZooModule"]

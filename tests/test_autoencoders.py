@@ -1,0 +1,272 @@
+"""Autoencoders: the contract, the corruption / sparsity / ELBO maths, and real-MNIST claims.
+
+The real-data claims on the shipped weights (denoising, sparsity, codes as features, VAE likelihood)
+re-measure on part of the real test split; the linear autoencoder is trained here against PCA.
+"""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+import zoo
+from tests.conftest import REPO
+from tests.test_cli import run_zoo
+from zoo.data import MNISTDataModule
+from zoo.models import VAE, Autoencoder, DenoisingAutoencoder, SparseAutoencoder
+from zoo.models.autoencoder import hoyer_sparsity
+from zoo.weights import read_manifest
+
+SMALL = dict(code_size=4, hidden_sizes=[16])
+
+
+def small_models():
+    torch.manual_seed(0)
+    return [Autoencoder(**SMALL), Autoencoder(architecture="conv", code_size=4, channels=[4, 4]),
+            Autoencoder(linear=True, code_size=4), DenoisingAutoencoder(**SMALL), SparseAutoencoder(**SMALL),
+            VAE(latent_size=4, hidden_sizes=[16])]
+
+
+@pytest.mark.parametrize("model", small_models(), ids=lambda m: type(m).__name__ + str(m.hparams.get("architecture", "")))
+def test_reconstruction_contract(model):
+    x = torch.rand(3, 1, 28, 28)
+    out = model(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    code = model.encode(x)
+    if isinstance(model, VAE):
+        mu, logvar = code
+        assert mu.shape == logvar.shape == (3, 4)
+    else:
+        assert code.shape == (3, 4)
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1, 28, 28\), got \(3, 3, 28, 28\)"):
+        model(torch.rand(3, 3, 28, 28))
+    with pytest.raises(TypeError, match="x.float"):
+        model.encode(torch.zeros(3, 1, 28, 28, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "match"), [
+    (Autoencoder, dict(code_size=0), "code_size"),
+    (Autoencoder, dict(architecture="rnn"), "architecture"),
+    (Autoencoder, dict(code_activation="tanh"), "code_activation"),
+    (Autoencoder, dict(loss="l2"), "loss"),
+    (Autoencoder, dict(linear=True, code_activation="relu"), "linear=True"),
+    (Autoencoder, dict(lr=-1), "lr must be > 0"),
+    (DenoisingAutoencoder, dict(noise="salt"), "noise"),
+    (DenoisingAutoencoder, dict(noise="mask", noise_level=1.0), "noise_level"),
+    (SparseAutoencoder, dict(sparsity="l2"), "sparsity"),
+    (SparseAutoencoder, dict(sparsity="kl", code_activation="relu"), "sigmoid"),
+    (SparseAutoencoder, dict(sparsity_target=0), "sparsity_target"),
+    (SparseAutoencoder, dict(sparsity_weight=-1), "sparsity_weight"),
+    (VAE, dict(latent_size=0), "latent_size"),
+    (VAE, dict(nll_samples=-1), "nll_samples"),
+])
+def test_bad_arguments_are_refused_naming_the_field(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize(("noise", "level"), [("gaussian", 0.1), ("mask", 0.25)])
+def test_denoising_corrupts_in_training_only(noise, level):
+    model = DenoisingAutoencoder(noise=noise, noise_level=level, **SMALL)
+    x = torch.rand(64, 1, 28, 28) if noise == "mask" else torch.full((64, 1, 28, 28), 0.5)  # 5 sigma from the clip
+    inputs, target = model.prepare_batch(x, "val", torch.Generator().manual_seed(0))
+    assert inputs is x and target is x
+    inputs, target = model.prepare_batch(x, "train", None)
+    assert target is x and inputs.min() >= 0 and inputs.max() <= 1
+    if noise == "mask":
+        assert (inputs[inputs != x] == 0).all()
+        assert abs((inputs != x).float().mean().item() - level) < 0.02
+    else:
+        assert abs((inputs - x).std().item() - level) < 0.002
+    model.eval()
+    assert torch.equal(model(x), model(x))  # no corruption outside training
+
+
+def test_sparsity_penalties():
+    kl = SparseAutoencoder(sparsity="kl", sparsity_weight=2.0, sparsity_target=0.1, **SMALL)
+    assert kl.code_penalty(torch.full((8, 4), 0.1))["sparsity_penalty"].item() == pytest.approx(0, abs=1e-6)
+    expected = 4 * (0.1 * math.log(0.1 / 0.5) + 0.9 * math.log(0.9 / 0.5))  # four units at mean activation 0.5
+    assert kl.code_penalty(torch.full((8, 4), 0.5))["sparsity_penalty"].item() == pytest.approx(2 * expected, rel=1e-5)
+    l1 = SparseAutoencoder(sparsity="l1", sparsity_weight=0.5, **SMALL)
+    assert l1.code_activation == "relu"
+    assert l1.code_penalty(torch.tensor([[1.0, 0, 2, 0], [0, 0, 0, 3]]))["sparsity_penalty"].item() == pytest.approx(1.5)
+
+
+def test_hoyer_sparsity_bounds():
+    assert hoyer_sparsity(torch.tensor([[0.0, 0, 5, 0], [1.0, 1, 1, 1]])).tolist() == pytest.approx([1.0, 0.0])
+
+
+def test_vae_samples_are_probabilities_and_reproducible():
+    model = VAE(latent_size=3, hidden_sizes=[16])
+    torch.manual_seed(7)
+    first = model.sample(5)
+    torch.manual_seed(7)
+    assert torch.equal(first, model.sample(5))
+    assert first.shape == (5, 1, 28, 28) and first.min() > 0 and first.max() < 1
+
+
+def test_importance_sampled_likelihood_matches_numerical_integration():
+    # With a 1-D latent, log p(x) = log integral N(z; 0, 1) p(x|z) dz can be computed on a fine grid.
+    torch.manual_seed(0)
+    model = VAE(latent_size=1, hidden_sizes=[8]).eval()
+    x = (torch.rand(2, 1, 28, 28) < 0.2).float()
+    z = torch.linspace(-10, 10, 20001).unsqueeze(1)  # (G, 1)
+    with torch.no_grad():
+        logits = model.net.decode(z).flatten(1)  # (G, 784)
+        log_prior = -0.5 * (z.squeeze(1) ** 2 + math.log(2 * math.pi))
+        exact = []
+        for image in x.flatten(1):
+            log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, image.expand_as(logits), reduction="none").sum(1)
+            exact.append(torch.logsumexp(log_prior + log_px_z, 0) + math.log(z[1, 0] - z[0, 0]))
+    estimate = model.log_likelihood(x, 2000, torch.Generator().manual_seed(0))
+    # Within 0.2 nats (out of ~590); a wrong term (prior, q density, the -log k) would be off by nats.
+    assert estimate.tolist() == pytest.approx(torch.stack(exact).tolist(), abs=0.2)
+    # The ELBO is a lower bound: the negative ELBO is above the negative log-likelihood.
+    nelbo = model.loss_terms(x, x, "test", torch.Generator().manual_seed(0))["nelbo"].item()
+    assert nelbo > -torch.stack(exact).mean().item()
+
+
+def test_vae_evaluation_is_reproducible():
+    model = VAE(latent_size=3, hidden_sizes=[16], nll_samples=4).eval()
+    x = torch.rand(8, 1, 28, 28)
+
+    def evaluate():
+        generator = torch.Generator().manual_seed(3)
+        target, _ = model.prepare_batch(x, "test", generator)
+        return model.loss_terms(target, target, "test", generator)["nelbo"], model.log_likelihood(target, 4, generator)
+
+    first, again = evaluate(), evaluate()
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+# --- real MNIST ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir):
+    """(train images, train labels, test images, test labels), floats in [0, 1]."""
+    dm = MNISTDataModule(data_dir=str(data_dir))
+    x_train, y_train = dm.load_split(train=True)
+    x_test, y_test = dm.load_split(train=False)
+    return x_train.float() / 255, y_train, x_test.float() / 255, y_test
+
+
+def psnr(a, b):
+    return 10 * math.log10(1 / torch.mean((a - b) ** 2).item())
+
+
+class FirstImages(MNISTDataModule):
+    """MNIST cut to its first ``n`` training images (plus a small validation set)."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(val_size=256, **kwargs)
+        self.n = n
+
+    def load_split(self, train):
+        x, y = super().load_split(train)
+        return x[: self.n], y[: self.n]
+
+
+def test_linear_autoencoder_matches_pca(mnist, data_dir):
+    from sklearn.decomposition import PCA
+
+    k, n = 8, 3000
+    x_test = mnist[2][:2000]
+    datamodule = FirstImages(n, data_dir=str(data_dir), batch_size=256)
+    datamodule.setup("fit")
+    x_train = datamodule.datasets["train"].x.float().div(255)
+    pca = PCA(k).fit(x_train.flatten(1).numpy())
+    pca_rec = pca.inverse_transform(pca.transform(x_test.flatten(1).numpy()))
+    pca_mse = float(((torch.from_numpy(pca_rec).float() - x_test.flatten(1)) ** 2).mean())
+
+    torch.manual_seed(0)
+    model = Autoencoder(linear=True, code_size=k, init="default", lr=0.01)
+    trainer = L.Trainer(accelerator="cpu", max_steps=600, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=datamodule)
+    with torch.no_grad():
+        ae_mse = float(((model.net(x_test) - x_test) ** 2).mean())  # unclamped, like PCA's reconstruction
+    assert ae_mse <= 1.05 * pca_mse, (ae_mse, pca_mse)
+
+
+def test_shipped_ae_reproduces_its_test_numbers(data_dir):
+    from zoo.evaluate import evaluate_pretrained
+
+    results = evaluate_pretrained("ae_mnist", data_dir=str(data_dir), accelerator="cpu")
+    for key in ("test/mse", "test/psnr", "test/code_hoyer"):
+        assert results[key]["measured"] == pytest.approx(results[key]["recorded"], abs=1e-3)
+    assert results["test/mse"]["measured"] < 0.005
+
+
+def test_denoising_autoencoder_gains_8db_at_noise_sigma_half(mnist):
+    model = zoo.load_pretrained("dae_mnist")
+    assert model.hparams.noise == "gaussian" and model.hparams.noise_level == 0.5
+    x = mnist[2][:1000]
+    noisy = model.corrupt(x, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        denoised = model(noisy)
+    assert psnr(noisy, x) < 10
+    assert psnr(denoised, x) >= psnr(noisy, x) + 8, (psnr(noisy, x), psnr(denoised, x))
+    plain = zoo.load_pretrained("ae_mnist")
+    with torch.no_grad():
+        assert psnr(denoised, x) > psnr(plain(noisy), x) + 5  # the plain autoencoder does not denoise
+
+
+def test_sparse_codes_are_sparser_than_plain_ones(mnist):
+    plain, sparse = zoo.load_pretrained("ae_mnist"), zoo.load_pretrained("sparse_ae_mnist")
+    assert plain.hparams.code_size == sparse.hparams.code_size
+    x = mnist[2][:2000]
+    with torch.no_grad():
+        codes = {"plain": plain.encode(x), "sparse": sparse.encode(x)}
+    hoyer = {k: hoyer_sparsity(c).mean().item() for k, c in codes.items()}
+    # Share of code entries below a tenth of the image's largest |entry|: also scale-free.
+    near_zero = {k: (c.abs() < 0.1 * c.abs().amax(1, keepdim=True)).float().mean().item() for k, c in codes.items()}
+    assert hoyer["sparse"] >= hoyer["plain"] + 0.04, hoyer
+    assert near_zero["sparse"] >= near_zero["plain"] + 0.05, near_zero
+    assert codes["sparse"].mean().item() < 0.15  # mean activation near the target rho = 0.05
+
+
+def test_linear_classifier_on_frozen_codes_reaches_90_percent(mnist):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, y_train, x_test, y_test = mnist
+    encoder = zoo.load_pretrained("ae_mnist")
+    with torch.no_grad():
+        train_codes, test_codes = encoder.encode(x_train[:10000]), encoder.encode(x_test)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    classifier.fit(train_codes.numpy(), y_train[:10000].numpy())
+    assert classifier.score(test_codes.numpy(), y_test.numpy()) >= 0.90
+
+
+def test_vae_likelihood_on_binarized_test_images(mnist):
+    recorded = read_manifest()["vae_mnist"]["metrics"]
+    assert recorded["test/nll"] <= 95 and recorded["test/nll"] <= recorded["test/nelbo"]
+    model = zoo.load_pretrained("vae_mnist")
+    generator = torch.Generator().manual_seed(0)
+    x, _ = model.prepare_batch(mnist[2][:500], "test", generator)
+    with torch.no_grad():
+        nelbo = model.loss_terms(x, x, "test", generator)["nelbo"].item()
+        nll = -model.log_likelihood(x, 100, generator).mean().item()
+    assert nll <= nelbo and nll <= 100, (nll, nelbo)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_vae_fit(in_tmp, data_dir):
+    out = run_zoo(
+        "fit", "--config", str(REPO / "recipes/vae_mnist.yaml"),
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "2",
+        "--trainer.limit_test_batches", "2", "--model.init_args.nll_samples", "10",
+        cwd=in_tmp, env={"ZOO_DATA_DIR": str(data_dir)},
+    )
+    assert out.count("Test results of the best checkpoint") == 1  # rank zero only
+    line = next(l for l in out.splitlines() if l.startswith("Test results"))
+    nll = float(line.split("test/nll = ")[1].split(",")[0])
+    nelbo = float(line.split("test/nelbo = ")[1].split(",")[0])
+    assert 0 < nll <= nelbo
+    images = sorted(p.name for p in (in_tmp / "runs" / "vae_mnist" / "version_0" / "images").iterdir())
+    assert images == ["interpolation_epoch000.png", "reconstructions_epoch000.png", "samples_epoch000.png"]

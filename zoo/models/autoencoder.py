@@ -1,0 +1,471 @@
+"""Autoencoders as LightningModules: plain, denoising, sparse and variational.
+
+They share one training module, :class:`ReconstructionModule`, which owns the train/val/test steps,
+the reconstruction metrics (MSE and PSNR on the clean [0, 1] input), code statistics and the
+optimiser. A subclass says how to encode, decode and score a batch.
+
+Contract: ``model(x)`` for images ``x`` in [0, 1] of shape (N, 1, 28, 28) returns the reconstruction
+in [0, 1] with the same shape; ``model.encode(x)`` returns the code (for the VAE, the pair
+``(mu, logvar)`` of q(z|x)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torchmetrics
+from torch.nn import functional as F
+
+from zoo.models.base import ZooModule
+from zoo.nets.autoencoder import AutoencoderNet
+from zoo.optim import build_optimizer, build_scheduler, check_optim_args
+
+CODE_ACTIVATIONS = ("none", "relu", "sigmoid")
+LOSSES = ("bce", "mse")
+NOISES = ("gaussian", "mask")
+SPARSITIES = ("kl", "l1")
+
+
+def randn_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``t``; from ``generator`` (a CPU generator) when given."""
+    if generator is None:
+        return torch.randn_like(t)
+    return torch.randn(t.shape, generator=generator).to(t.device, t.dtype)
+
+
+def rand_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform [0, 1) noise shaped like ``t``; from ``generator`` (a CPU generator) when given."""
+    if generator is None:
+        return torch.rand_like(t)
+    return torch.rand(t.shape, generator=generator).to(t.device, t.dtype)
+
+
+def hoyer_sparsity(code: torch.Tensor) -> torch.Tensor:
+    """Hoyer (2004) sparsity of each code vector, (N, D) -> (N,): 0 when all |entries| are equal, 1 for one-hot.
+
+    It is scale-invariant, so a penalty that merely shrinks the code cannot fake sparsity.
+    """
+    d = code.shape[1]
+    l1 = code.abs().sum(1)
+    l2 = code.norm(dim=1).clamp_min(1e-12)
+    return (math.sqrt(d) - l1 / l2) / (math.sqrt(d) - 1)
+
+
+class ReconstructionModule(ZooModule):
+    """Shared training logic for models that reconstruct their input images.
+
+    Subclasses implement :meth:`encode`, :meth:`decode` and :meth:`loss_terms`, and may override
+    :meth:`prepare_batch` (corrupting or binarising the input). Validation and test draw their
+    randomness from a generator seeded with the batch index, so test metrics are reproducible.
+
+    Args:
+        optimizer: sgd, sgd_momentum, adam, adamw, rmsprop or adagrad.
+        lr: (peak) learning rate.
+        weight_decay: L2 penalty, applied by the optimiser.
+        momentum: momentum for sgd_momentum and rmsprop.
+        scheduler: none, cosine, onecycle or step (see :func:`zoo.optim.build_scheduler`).
+    """
+
+    input_shape = (1, 28, 28)
+
+    def __init__(
+        self,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        scheduler: str = "none",
+    ) -> None:
+        super().__init__()
+        check_optim_args(optimizer, lr, weight_decay, momentum, scheduler)
+        self.save_hyperparameters()
+        # PSNR of the pooled MSE over the whole split: 10 log10(1 / MSE), pixels in [0, 1].
+        metrics = torchmetrics.MetricCollection({
+            "mse": torchmetrics.MeanSquaredError(),
+            "psnr": torchmetrics.image.PeakSignalNoiseRatio(data_range=1.0),
+        })
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    # --- what a subclass provides -------------------------------------------------------------
+    def encode(self, x: torch.Tensor):
+        """The code of images ``x`` (N, 1, 28, 28)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1], (N, 1, 28, 28), for codes ``z``."""
+        raise NotImplementedError
+
+    def point_code(self, x: torch.Tensor) -> torch.Tensor:
+        """One code vector per image, (N, D): what forward decodes and the image callbacks interpolate."""
+        return self.encode(x)
+
+    def loss_terms(self, inputs: torch.Tensor, target: torch.Tensor, stage: str,
+                   generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """``loss`` (scalar), ``recon`` (N, 1, 28, 28) in [0, 1], ``code`` (N, D) and any scalars to log."""
+        raise NotImplementedError
+
+    def prepare_batch(self, x: torch.Tensor, stage: str,
+                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model input, reconstruction target) for clean images ``x``."""
+        return x, x
+
+    # --- shared --------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction of ``x`` in [0, 1], same shape."""
+        return self.decode(self.point_code(x))
+
+    def _shared_step(self, batch, batch_idx: int, stage: str) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self.validate_input(x)
+        # Training draws fresh noise; evaluation is reproducible (same noise for the same batch).
+        generator = None if stage == "train" else torch.Generator().manual_seed(batch_idx)
+        inputs, target = self.prepare_batch(x, stage, generator)
+        terms = self.loss_terms(inputs, target, stage, generator)
+        loss, recon, code = terms.pop("loss"), terms.pop("recon"), terms.pop("code")
+        terms["code_mean"] = code.abs().mean()
+        if code.shape[1] > 1:
+            terms["code_hoyer"] = hoyer_sparsity(code).mean()
+        n = x.shape[0]
+        # Epoch-level values are averaged across DDP ranks; the per-step train loss stays local.
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
+                 sync_dist=stage != "train", batch_size=n)
+        for key, value in terms.items():
+            self.log(f"{stage}/{key}", value, on_epoch=True, sync_dist=stage != "train", batch_size=n)
+        if stage != "train":
+            metrics = getattr(self, f"{stage}_metrics")
+            metrics.update(recon.detach(), x)  # against the clean input
+            self.log_dict(metrics, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, batch_idx, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, batch_idx, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, batch_idx, "test")
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
+        scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class Autoencoder(ReconstructionModule):
+    """A deterministic autoencoder, MLP or convolutional.
+
+    Args:
+        architecture: ``mlp`` or ``conv`` (see :class:`zoo.nets.autoencoder.AutoencoderNet`).
+        code_size: size of the code.
+        hidden_sizes: MLP encoder widths; the decoder mirrors them.
+        channels: the two convolution widths of the conv architecture.
+        activation: hidden activation.
+        linear: no non-linearity anywhere (MLP without hidden layers, no code or output
+            activation, MSE loss). Its optimum spans the same subspace as PCA with ``code_size``
+            components (Baldi & Hornik 1989); ``forward`` clamps its output to [0, 1].
+        code_activation: ``none``, ``relu`` or ``sigmoid`` applied to the code.
+        loss: ``bce`` (pixels as Bernoulli means, sigmoid output) or ``mse``; summed over pixels,
+            averaged over images. None: ``mse`` if ``linear`` else ``bce``.
+        init: weight initialisation, ``default``, ``xavier`` or ``kaiming``.
+        **kwargs: optimiser settings of :class:`ReconstructionModule`.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "mlp",
+        code_size: int = 32,
+        hidden_sizes: Sequence[int] = (512, 256),
+        channels: Sequence[int] = (32, 64),
+        activation: str = "relu",
+        linear: bool = False,
+        code_activation: str = "none",
+        loss: str | None = None,
+        init: str = "kaiming",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        loss = loss or ("mse" if linear else "bce")
+        if code_size < 1:
+            raise ValueError(f"code_size must be >= 1, got {code_size}")
+        if any(int(h) < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
+        if len(channels) != 2 or any(int(c) < 1 for c in channels):
+            raise ValueError(f"channels must be two positive widths, got {list(channels)}")
+        if code_activation not in CODE_ACTIVATIONS:
+            raise ValueError(f"code_activation must be one of {list(CODE_ACTIVATIONS)}, got {code_activation!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+        if linear and (architecture != "mlp" or code_activation != "none" or loss != "mse"):
+            raise ValueError("linear=True needs architecture='mlp', code_activation='none' and loss='mse' "
+                             f"(got {architecture!r}, {code_activation!r}, {loss!r})")
+        self.loss_name, self.code_activation = loss, code_activation
+        self.net = AutoencoderNet(
+            architecture=architecture,
+            code_size=code_size,
+            hidden_sizes=[] if linear else [int(h) for h in hidden_sizes],
+            channels=[int(c) for c in channels],
+            activation=activation,
+            init=init,
+        )
+
+    def _code_activation(self, h: torch.Tensor) -> torch.Tensor:
+        name = self.code_activation
+        return h if name == "none" else torch.relu(h) if name == "relu" else torch.sigmoid(h)
+
+    def _output(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw.clamp(0, 1) if self.hparams.linear else torch.sigmoid(raw)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code, (N, code_size)."""
+        self.validate_input(x)
+        return self._code_activation(self.net.encode(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self._output(self.net.decode(z))
+
+    def reconstruction_loss(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-image loss summed over pixels, averaged over the batch; ``raw`` is the pre-activation output."""
+        if self.loss_name == "bce":
+            loss = F.binary_cross_entropy_with_logits(raw, target, reduction="sum")
+        else:
+            prediction = raw if self.hparams.linear else torch.sigmoid(raw)  # unclamped: gradients everywhere
+            loss = F.mse_loss(prediction, target, reduction="sum")
+        return loss / target.shape[0]
+
+    def code_penalty(self, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra loss terms on the code (none for the plain autoencoder)."""
+        return {}
+
+    def loss_terms(self, inputs, target, stage, generator):
+        code = self._code_activation(self.net.encode(inputs))
+        raw = self.net.decode(code)
+        terms = {"recon_loss": self.reconstruction_loss(raw, target)}
+        terms.update(self.code_penalty(code))
+        loss = sum(terms.values())
+        return {"loss": loss, "recon": self._output(raw), "code": code, **terms}
+
+
+class DenoisingAutoencoder(Autoencoder):
+    """Denoising autoencoder (Vincent et al. 2008): trained to reconstruct clean images from corrupted ones.
+
+    The corruption is applied in training only; ``model(x)`` denoises whatever it is given. The test
+    step additionally corrupts the test images with seeded noise and logs ``test/noisy_psnr`` (the
+    corrupted input) and ``test/denoised_psnr`` (the model's output), both against the clean image.
+
+    Args:
+        noise: ``gaussian`` (additive, clipped to [0, 1]) or ``mask`` (pixels set to 0).
+        noise_level: the Gaussian standard deviation, or the probability of masking a pixel.
+        **kwargs: architecture and optimiser settings of :class:`Autoencoder`.
+    """
+
+    def __init__(self, noise: str = "gaussian", noise_level: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if noise not in NOISES:
+            raise ValueError(f"noise must be one of {list(NOISES)}, got {noise!r}")
+        if not noise_level > 0 or (noise == "mask" and not noise_level < 1):
+            raise ValueError(f"noise_level must be > 0 (and < 1 for mask), got {noise_level}")
+        self.noisy_psnr = torchmetrics.image.PeakSignalNoiseRatio(data_range=1.0)
+        self.denoised_psnr = torchmetrics.image.PeakSignalNoiseRatio(data_range=1.0)
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The corrupted version of images ``x`` in [0, 1]."""
+        level = self.hparams.noise_level
+        if self.hparams.noise == "gaussian":
+            return (x + level * randn_like(x, generator)).clamp(0, 1)
+        return x * (rand_like(x, generator) >= level)
+
+    def prepare_batch(self, x, stage, generator):
+        return (self.corrupt(x, generator) if stage == "train" else x), x
+
+    def test_step(self, batch, batch_idx):
+        super().test_step(batch, batch_idx)
+        x = batch[0]
+        noisy = self.corrupt(x, torch.Generator().manual_seed(10_000 + batch_idx))
+        self.noisy_psnr.update(noisy, x)
+        self.denoised_psnr.update(self(noisy), x)
+        self.log_dict({"test/noisy_psnr": self.noisy_psnr, "test/denoised_psnr": self.denoised_psnr}, on_epoch=True)
+
+
+class SparseAutoencoder(Autoencoder):
+    """Sparse autoencoder: a sparsity penalty on the code is added to the reconstruction loss.
+
+    ``kl`` is the KL(rho || rho_hat_j) penalty on each unit's mean activation over the batch (Ng 2011,
+    "Sparse autoencoder" lecture notes), for sigmoid codes; ``l1`` is the L1 norm of each code.
+    The mean code activation is logged as ``<stage>/code_mean``, the Hoyer sparsity as ``<stage>/code_hoyer``.
+
+    Args:
+        sparsity: ``kl`` or ``l1``.
+        sparsity_weight: weight of the penalty.
+        sparsity_target: rho, the target mean activation of each unit (``kl`` only).
+        code_activation: None: ``sigmoid`` for ``kl`` (which needs codes in (0, 1)), ``relu`` for ``l1``.
+        **kwargs: architecture and optimiser settings of :class:`Autoencoder`.
+    """
+
+    def __init__(
+        self,
+        sparsity: str = "kl",
+        sparsity_weight: float = 1.0,
+        sparsity_target: float = 0.05,
+        code_activation: str | None = None,
+        **kwargs,
+    ) -> None:
+        if sparsity not in SPARSITIES:
+            raise ValueError(f"sparsity must be one of {list(SPARSITIES)}, got {sparsity!r}")
+        code_activation = code_activation or ("sigmoid" if sparsity == "kl" else "relu")
+        if sparsity == "kl" and code_activation != "sigmoid":
+            raise ValueError(f"sparsity='kl' needs code_activation='sigmoid' (codes in (0, 1)), got {code_activation!r}")
+        if not sparsity_weight >= 0:
+            raise ValueError(f"sparsity_weight must be >= 0, got {sparsity_weight}")
+        if not 0 < sparsity_target < 1:
+            raise ValueError(f"sparsity_target must be in (0, 1), got {sparsity_target}")
+        super().__init__(code_activation=code_activation, **kwargs)
+
+    def code_penalty(self, code):
+        hp = self.hparams
+        if hp.sparsity == "l1":
+            penalty = code.abs().sum(1).mean()
+        else:
+            rho = hp.sparsity_target
+            rho_hat = code.mean(0).clamp(1e-6, 1 - 1e-6)  # (D,), each unit's mean activation
+            penalty = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+        return {"sparsity_penalty": hp.sparsity_weight * penalty}
+
+
+class VAE(ReconstructionModule):
+    """Variational autoencoder (Kingma & Welling 2014) with a Bernoulli decoder and a standard normal prior.
+
+    The encoder gives q(z|x) = N(mu, diag(exp(logvar))); a latent is drawn with the
+    reparameterisation z = mu + exp(logvar / 2) * eps; the decoder gives Bernoulli means p(x|z). The
+    loss is the negative ELBO in nats per image: -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)), the KL in
+    closed form. With ``binarize`` the pixels are binarised stochastically: afresh every training
+    step (dynamic binarisation), with seeded noise for validation and test.
+
+    Test metrics (nats per image): ``test/nelbo`` and ``test/nll``, the importance-sampled negative
+    log-likelihood with ``nll_samples`` samples (Burda, Grosse & Salakhutdinov 2016):
+    -log p(x) ~= -log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x).
+
+    Args:
+        architecture: ``mlp`` or ``conv``.
+        latent_size: size of z.
+        hidden_sizes: MLP encoder widths; the decoder mirrors them.
+        channels: the two convolution widths of the conv architecture.
+        activation: hidden activation.
+        binarize: model stochastically binarised pixels (the usual MNIST benchmark) instead of grey levels.
+        nll_samples: k, importance samples for ``test/nll``; 0 skips it (it costs k decoder passes per image).
+        init: weight initialisation, ``default``, ``xavier`` or ``kaiming``.
+        **kwargs: optimiser settings of :class:`ReconstructionModule`.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "mlp",
+        latent_size: int = 50,
+        hidden_sizes: Sequence[int] = (200, 200),
+        channels: Sequence[int] = (32, 64),
+        activation: str = "relu",
+        binarize: bool = True,
+        nll_samples: int = 1000,
+        init: str = "kaiming",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if latent_size < 1:
+            raise ValueError(f"latent_size must be >= 1, got {latent_size}")
+        if nll_samples < 0:
+            raise ValueError(f"nll_samples must be >= 0, got {nll_samples}")
+        if any(int(h) < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
+        self.net = AutoencoderNet(
+            architecture=architecture,
+            code_size=latent_size,
+            out_code_size=2 * latent_size,  # mu and logvar
+            hidden_sizes=[int(h) for h in hidden_sizes],
+            channels=[int(c) for c in channels],
+            activation=activation,
+            init=init,
+        )
+        self.test_nll = torchmetrics.MeanMetric()
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x), each (N, latent_size)."""
+        self.validate_input(x)
+        mu, logvar = self.net.encode(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def point_code(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)[0]  # the posterior mean
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Bernoulli means p(x|z) in (0, 1), (N, 1, 28, 28)."""
+        return torch.sigmoid(self.net.decode(z))
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """``n`` images (Bernoulli means) decoded from z ~ N(0, I); reproducible under ``torch.manual_seed``."""
+        z = torch.randn(n, self.hparams.latent_size, device=self.device)
+        return self.decode(z)
+
+    def prepare_batch(self, x, stage, generator):
+        if not self.hparams.binarize:
+            return x, x
+        binary = (rand_like(x, generator) < x).to(x.dtype)
+        return binary, binary
+
+    def loss_terms(self, inputs, target, stage, generator):
+        mu, logvar = self.net.encode(inputs).chunk(2, dim=1)
+        z = mu + torch.exp(0.5 * logvar) * randn_like(mu, generator)
+        raw = self.net.decode(z)
+        n = inputs.shape[0]
+        recon_nll = F.binary_cross_entropy_with_logits(raw, target, reduction="sum") / n
+        kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum() / n
+        nelbo = recon_nll + kl
+        # The metrics judge the deterministic reconstruction that forward() returns.
+        recon = torch.sigmoid(raw) if stage == "train" else self.decode(mu)
+        return {"loss": nelbo, "recon": recon, "code": mu, "nelbo": nelbo, "recon_nll": recon_nll, "kl": kl}
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+                       chunk: int = 100) -> torch.Tensor:
+        """Importance-sampled log p(x) in nats, (N,), for binary images ``x`` (N, 1, 28, 28).
+
+        Args:
+            x: binary images (the model's targets).
+            num_samples: k, samples from q(z|x) per image.
+            generator: a CPU generator for the samples (None: the global RNG).
+            chunk: samples decoded at once (bounds memory to chunk x N images).
+        """
+        mu, logvar = self.encode(x)
+        std = torch.exp(0.5 * logvar)
+        n = x.shape[0]
+        target = x.reshape(1, n, -1)
+        log_weights = []
+        for start in range(0, num_samples, chunk):
+            m = min(chunk, num_samples - start)
+            eps = randn_like(mu.expand(m, *mu.shape), generator)  # (m, N, D)
+            z = mu + std * eps
+            raw = self.net.decode(z.reshape(m * n, -1)).reshape(m, n, -1)
+            log_px_z = -F.binary_cross_entropy_with_logits(raw, target.expand_as(raw), reduction="none").sum(-1)
+            log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).sum(-1)
+            log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(-1)
+            log_weights.append(log_px_z + log_pz - log_qz)  # (m, N)
+        return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(num_samples)
+
+    def test_step(self, batch, batch_idx):
+        super().test_step(batch, batch_idx)
+        k = self.hparams.nll_samples
+        if k > 0:
+            generator = torch.Generator().manual_seed(batch_idx)
+            target, _ = self.prepare_batch(batch[0], "test", generator)  # the same binarisation as the test loss
+            self.test_nll.update(-self.log_likelihood(target, k, generator))
+            self.log("test/nll", self.test_nll, on_epoch=True)
