@@ -54,7 +54,9 @@ def test_list_shows_models_datamodules_and_weights(capsys):
     out = capsys.readouterr().out
     assert "lenet5" in out and "fashion_mnist" in out
     for name, entry in read_manifest().items():
-        assert name in out and f"{entry['metrics']['test/acc']:.4f}" in out
+        assert name in out and entry["recipe"] in out
+        for key, value in entry["metrics"].items():
+            assert f"{key} {value:.4f}" in out
 
 
 def test_evaluate_remeasures_shipped_weights(data_dir, in_tmp):

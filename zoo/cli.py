@@ -192,12 +192,15 @@ def _list() -> int:
 
     print("models:      " + ", ".join(zoo.list_models()))
     print("datamodules: " + ", ".join(zoo.list_datamodules()))
-    print("shipped weights:")
-    for name, entry in sorted(read_manifest().items()):
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in entry["metrics"].items())
+    manifest = read_manifest()
+    print("\nshipped weights (metrics measured on the test split; the last line reproduces them):")
+    width = max((len(name) for name in manifest), default=0)
+    for name, entry in sorted(manifest.items()):
         architecture = entry["class_path"].rsplit(".", 1)[-1]
-        print(f"  {name:<16} {architecture:<8} {entry['dataset']:<14} {metrics:<22} {entry['num_params']:>10,} params")
-        print(f"  {'':<16} {entry['recipe']}")
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(entry["metrics"].items()))
+        print(f"  {name:<{width}}  {architecture} on {entry['dataset']}, {entry['num_params']:,} params")
+        print(f"  {'':<{width}}  {metrics}")
+        print(f"  {'':<{width}}  {entry['recipe']}")
     return 0
 
 
