@@ -66,6 +66,12 @@ def test_evaluate_remeasures_shipped_weights(data_dir, in_tmp):
     assert verdict == "ok" and abs(float(measured) - float(recorded)) < 1e-4
 
 
+def test_progress_bar_can_be_turned_off_with_the_trainer_flag(in_tmp):
+    out = run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "1",
+                  "--trainer.enable_progress_bar", "false", cwd=in_tmp)
+    assert "Test results of the best checkpoint" in out and "Epoch 0" not in out
+
+
 def test_bad_config_value_is_refused_with_the_field_named(in_tmp):
     result = subprocess.run([*ZOO, "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"),
                              "--model.init_args.lr", "-1"], cwd=in_tmp, capture_output=True, text=True)

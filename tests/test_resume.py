@@ -3,7 +3,6 @@ uninterrupted run ends, bit for bit; interrupted checkpoint writes never corrupt
 
 import os
 import subprocess
-import sys
 
 import pytest
 import torch

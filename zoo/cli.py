@@ -133,6 +133,7 @@ class ZooCLI(LightningCLI):
                 mode=self.plain_model.monitor_mode,
                 patience=self._option("patience"),
                 lr_monitor=trainer_cfg.get("logger") not in (None, False),
+                progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
                 last_every_n_steps=self._option("checkpoint_every_n_steps"),
             )
         if trainer_cfg.get("strategy") == "ddp":
