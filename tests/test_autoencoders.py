@@ -6,14 +6,13 @@ re-measure on part of the real test split; the linear autoencoder is trained her
 
 import math
 
-import lightning as L
 import pytest
 import torch
 
 import zoo
+from benchmarks import autoencoders as evidence
 from tests.conftest import REPO
 from tests.test_cli import run_zoo
-from zoo.data import MNISTDataModule
 from zoo.models import VAE, Autoencoder, DenoisingAutoencoder, SparseAutoencoder
 from zoo.models.autoencoder import hoyer_sparsity
 from zoo.weights import read_manifest
@@ -147,48 +146,12 @@ def test_vae_evaluation_is_reproducible():
 @pytest.fixture(scope="module")
 def mnist(data_dir):
     """(train images, train labels, test images, test labels), floats in [0, 1]."""
-    dm = MNISTDataModule(data_dir=str(data_dir))
-    x_train, y_train = dm.load_split(train=True)
-    x_test, y_test = dm.load_split(train=False)
-    return x_train.float() / 255, y_train, x_test.float() / 255, y_test
+    return evidence.load_mnist(str(data_dir))
 
 
-def psnr(a, b):
-    return 10 * math.log10(1 / torch.mean((a - b) ** 2).item())
-
-
-class FirstImages(MNISTDataModule):
-    """MNIST cut to its first ``n`` training images (plus a small validation set)."""
-
-    def __init__(self, n, **kwargs):
-        super().__init__(val_size=256, **kwargs)
-        self.n = n
-
-    def load_split(self, train):
-        x, y = super().load_split(train)
-        return x[: self.n], y[: self.n]
-
-
-def test_linear_autoencoder_matches_pca(mnist, data_dir):
-    from sklearn.decomposition import PCA
-
-    k, n = 8, 3000
-    x_test = mnist[2][:2000]
-    datamodule = FirstImages(n, data_dir=str(data_dir), batch_size=256)
-    datamodule.setup("fit")
-    x_train = datamodule.datasets["train"].x.float().div(255)
-    pca = PCA(k).fit(x_train.flatten(1).numpy())
-    pca_rec = pca.inverse_transform(pca.transform(x_test.flatten(1).numpy()))
-    pca_mse = float(((torch.from_numpy(pca_rec).float() - x_test.flatten(1)) ** 2).mean())
-
-    torch.manual_seed(0)
-    model = Autoencoder(linear=True, code_size=k, init="default", lr=0.01)
-    trainer = L.Trainer(accelerator="cpu", max_steps=600, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, datamodule=datamodule)
-    with torch.no_grad():
-        ae_mse = float(((model.net(x_test) - x_test) ** 2).mean())  # unclamped, like PCA's reconstruction
-    assert ae_mse <= 1.05 * pca_mse, (ae_mse, pca_mse)
+def test_linear_autoencoder_matches_pca(mnist):
+    result = evidence.linear_ae_vs_pca(mnist[0][:3000], mnist[2][:2000], code_size=8)
+    assert result["ae_mse"] <= 1.05 * result["pca_mse"], result
 
 
 def test_shipped_ae_reproduces_its_test_numbers(data_dir):
@@ -203,55 +166,30 @@ def test_shipped_ae_reproduces_its_test_numbers(data_dir):
 def test_denoising_autoencoder_gains_8db_at_noise_sigma_half(mnist):
     model = zoo.load_pretrained("dae_mnist")
     assert model.hparams.noise == "gaussian" and model.hparams.noise_level == 0.5
-    x = mnist[2][:1000]
-    noisy = model.corrupt(x, torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        denoised = model(noisy)
-    assert psnr(noisy, x) < 10
-    assert psnr(denoised, x) >= psnr(noisy, x) + 8, (psnr(noisy, x), psnr(denoised, x))
-    plain = zoo.load_pretrained("ae_mnist")
-    with torch.no_grad():
-        assert psnr(denoised, x) > psnr(plain(noisy), x) + 5  # the plain autoencoder does not denoise
+    result = evidence.denoising(mnist[2][:1000])
+    assert result["noisy_psnr"] < 10
+    assert result["denoised_psnr"] >= result["noisy_psnr"] + 8, result
+    assert result["denoised_psnr"] > result["plain_psnr"] + 5, result  # the plain autoencoder does not denoise
 
 
 def test_sparse_codes_are_sparser_than_plain_ones(mnist):
-    plain, sparse = zoo.load_pretrained("ae_mnist"), zoo.load_pretrained("sparse_ae_mnist")
-    assert plain.hparams.code_size == sparse.hparams.code_size
-    x = mnist[2][:2000]
-    with torch.no_grad():
-        codes = {"plain": plain.encode(x), "sparse": sparse.encode(x)}
-    hoyer = {k: hoyer_sparsity(c).mean().item() for k, c in codes.items()}
-    # Share of code entries below a tenth of the image's largest |entry|: also scale-free.
-    near_zero = {k: (c.abs() < 0.1 * c.abs().amax(1, keepdim=True)).float().mean().item() for k, c in codes.items()}
-    assert hoyer["sparse"] >= hoyer["plain"] + 0.04, hoyer
-    assert near_zero["sparse"] >= near_zero["plain"] + 0.05, near_zero
-    assert codes["sparse"].mean().item() < 0.15  # mean activation near the target rho = 0.05
+    result = evidence.sparsity(mnist[2][:2000])
+    plain, sparse = result["ae_mnist"], result["sparse_ae_mnist"]
+    assert plain["code_size"] == sparse["code_size"]
+    assert sparse["hoyer"] >= plain["hoyer"] + 0.04, result
+    assert sparse["near_zero"] >= plain["near_zero"] + 0.05, result
+    assert sparse["mean"] < 0.15  # mean activation near the target rho = 0.05
 
 
 def test_linear_classifier_on_frozen_codes_reaches_90_percent(mnist):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x_train, y_train, x_test, y_test = mnist
-    encoder = zoo.load_pretrained("ae_mnist")
-    with torch.no_grad():
-        train_codes, test_codes = encoder.encode(x_train[:10000]), encoder.encode(x_test)
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-    classifier.fit(train_codes.numpy(), y_train[:10000].numpy())
-    assert classifier.score(test_codes.numpy(), y_test.numpy()) >= 0.90
+    assert evidence.linear_probe(*mnist) >= 0.90
 
 
 def test_vae_likelihood_on_binarized_test_images(mnist):
     recorded = read_manifest()["vae_mnist"]["metrics"]
     assert recorded["test/nll"] <= 95 and recorded["test/nll"] <= recorded["test/nelbo"]
-    model = zoo.load_pretrained("vae_mnist")
-    generator = torch.Generator().manual_seed(0)
-    x, _ = model.prepare_batch(mnist[2][:500], "test", generator)
-    with torch.no_grad():
-        nelbo = model.loss_terms(x, x, "test", generator)["nelbo"].item()
-        nll = -model.log_likelihood(x, 100, generator).mean().item()
-    assert nll <= nelbo and nll <= 100, (nll, nelbo)
+    result = evidence.vae_likelihood(mnist[2][:500], num_samples=100)
+    assert result["nll"] <= result["nelbo"] and result["nll"] <= 100, result
 
 
 @pytest.mark.slow

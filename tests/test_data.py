@@ -34,6 +34,7 @@ def test_missing_files_name_the_path_and_the_fix(name, tmp_path):
     (dict(batch_size=0), "batch_size must be >= 1, got 0"),
     (dict(val_size=-1), "val_size must be >= 0"),
     (dict(shift=-2), "shift must be >= 0"),
+    (dict(on_device=True, num_workers=2), "on_device=True needs num_workers=0"),
 ])
 def test_bad_datamodule_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -160,3 +161,27 @@ def test_function_datamodule_regression_targets():
     assert torch.allclose(y, torch.sin(2 * x))
     with pytest.raises(ValueError, match="function must be one of"):
         zoo.create_datamodule("function", function="cosh")
+
+
+def test_on_device_moves_every_split_to_the_trainers_device():
+    from types import SimpleNamespace
+
+    dm = zoo.create_datamodule("digits", on_device=True)
+    # The meta device stands in for a GPU: setup must hand every split to the trainer's device.
+    dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")))
+    dm.setup()
+    assert {split: (ds.x.device.type, ds.y.device.type) for split, ds in dm.datasets.items()} == {
+        "train": ("meta", "meta"), "val": ("meta", "meta"), "test": ("meta", "meta")}
+
+
+def test_on_device_training_on_the_cpu_gives_the_same_batches():
+    import lightning as L
+
+    batches = {}
+    for on_device in (False, True):
+        dm = zoo.create_datamodule("digits", on_device=on_device, seed=3)
+        trainer = L.Trainer(accelerator="cpu", logger=False)
+        dm.trainer = trainer
+        dm.setup("fit")
+        batches[on_device] = next(iter(dm.train_dataloader()))
+    assert torch.equal(batches[False][0], batches[True][0]) and torch.equal(batches[False][1], batches[True][1])

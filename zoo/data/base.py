@@ -127,6 +127,9 @@ class InMemoryDataModule(L.LightningDataModule):
         hflip: augmentation, random horizontal flips.
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
         download: fetch missing files in ``prepare_data`` (needs network access).
+        on_device: keep the uint8 images on the training device (each process's GPU under DDP), so
+            batches are gathered, converted and augmented there and nothing is copied per step.
+            Needs ``num_workers=0``. Off by default: on the CPU it changes nothing.
     """
 
     num_classes: int = 0
@@ -145,6 +148,7 @@ class InMemoryDataModule(L.LightningDataModule):
         hflip: bool = False,
         num_workers: int = 0,
         download: bool = True,
+        on_device: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -155,6 +159,8 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ValueError(f"shift must be >= 0, got {shift}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        if on_device and num_workers > 0:
+            raise ValueError(f"on_device=True needs num_workers=0 (worker processes cannot gather from GPU memory), got {num_workers}")
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
@@ -176,6 +182,13 @@ class InMemoryDataModule(L.LightningDataModule):
             self.datasets["val"] = TensorBatchDataset(x[val_idx], y[val_idx])
         if "test" not in self.datasets and stage in (None, "test", "predict"):
             self.datasets["test"] = TensorBatchDataset(*self.load_split(train=False))
+        if self.hparams.get("on_device") and self.trainer is not None:
+            self.move_to(self.trainer.strategy.root_device)
+
+    def move_to(self, device: torch.device | str) -> None:
+        """Move the loaded splits' tensors to ``device`` (what ``on_device=True`` does in ``setup``)."""
+        for dataset in self.datasets.values():
+            dataset.x, dataset.y = dataset.x.to(device), dataset.y.to(device)
 
     def _loader_kwargs(self, split: str) -> dict:
         if split not in self.datasets:
