@@ -28,6 +28,7 @@ _MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "dae": ("zoo.models.autoencoder:DenoisingAutoencoder", {}),
     "sparse_ae": ("zoo.models.autoencoder:SparseAutoencoder", {}),
     "vae": ("zoo.models.autoencoder:VAE", {}),
+    "gan": ("zoo.models.gan:GAN", {}),
     "lstm": ("zoo.models.rnn:LSTMClassifier", {}),
     "lstm_forecaster": ("zoo.models.rnn:LSTMForecaster", {}),
 }

@@ -3,6 +3,7 @@
 from zoo.models.alexnet import AlexNet
 from zoo.models.autoencoder import VAE, Autoencoder, DenoisingAutoencoder, ReconstructionModule, SparseAutoencoder
 from zoo.models.base import ZooModule
+from zoo.models.gan import GAN
 from zoo.models.lenet import LeNet5
 from zoo.models.mlp import MLP
 from zoo.models.rnn import LSTMClassifier, LSTMForecaster
@@ -13,4 +14,4 @@ from zoo.models.vgg import VGG
 __all__ = [
     "AlexNet", "TransferClassifier", "VGG",
     "VAE", "Autoencoder", "DenoisingAutoencoder", "ReconstructionModule", "SparseAutoencoder",
-    "MLP", "LeNet5", "LSTMClassifier", "LSTMForecaster", "SupervisedModule", "ZooModule"]
+    "GAN", "MLP", "LeNet5", "LSTMClassifier", "LSTMForecaster", "SupervisedModule", "ZooModule"]

@@ -1,0 +1,22 @@
+import torch
+
+from tests.cases import ModelCase
+from tests.fakes import RandomImages
+
+# Tiny networks; few quality samples so that the validation round of a fast_dev_run stays cheap.
+TINY = dict(latent_dim=8, val_samples=32, test_samples=32)
+
+
+def _through_both_networks(model, z):
+    """A scalar that depends on the generator and the discriminator: D(G(z))."""
+    return model.discriminator(model(z)).square().sum()
+
+
+CASES = [
+    ModelCase("gan", dict(arch="mlp", generator_hidden=[32], discriminator_hidden=[32], **TINY),
+              make_input=lambda: torch.randn(4, 8), make_datamodule=RandomImages,
+              scalar=_through_both_networks, output_shape=(4, 1, 28, 28), id="gan-mlp"),
+    ModelCase("gan", dict(arch="dcgan", channels=4, **TINY),
+              make_input=lambda: torch.randn(4, 8), make_datamodule=RandomImages,
+              scalar=_through_both_networks, output_shape=(4, 1, 28, 28), id="gan-dcgan"),
+]
