@@ -7,11 +7,14 @@ from lightning.pytorch.callbacks import Callback
 
 
 class SigkillAtStep(Callback):
+    """Kill the process at the end of the first batch whose global step is >= ``step`` (under manual
+    optimization with two optimizers the global step grows by two per batch)."""
+
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -90,3 +90,55 @@ def test_bad_checkpoint_files_get_a_clear_error(damage, in_tmp):
     assert result.returncode != 0
     expected = "no such checkpoint file" if damage == "missing" else "is truncated, corrupt or not a Lightning checkpoint"
     assert expected in result.stderr
+
+
+GAN_RECIPE = """
+seed_everything: 0
+test_after_fit: false
+checkpoint_every_n_steps: 3
+trainer:
+  max_epochs: 2
+  deterministic: true
+  num_sanity_val_steps: 0
+  enable_progress_bar: false
+  logger:
+    class_path: lightning.pytorch.loggers.CSVLogger
+    init_args: {save_dir: runs, name: gan}
+model:
+  class_path: zoo.models.GAN
+  init_args: {arch: dcgan, latent_dim: 8, channels: 4, val_samples: 32, test_samples: 32, label_smoothing: 0.1}
+data:
+  class_path: zoo.data.DigitsDataModule
+  init_args: {batch_size: 64, seed: 1}
+"""
+
+
+@pytest.mark.slow
+def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    """Two optimizers under manual optimization: both networks and both Adam states must match."""
+    recipe = tmp_path / "gan.yaml"
+    recipe.write_text(GAN_RECIPE)
+    env = {"PYTHONPATH": str(REPO)}
+    run = ["fit", "--config", str(recipe)]
+    (tmp_path / "straight").mkdir()
+    run_zoo(*run, cwd=tmp_path / "straight", env=env)
+    straight = torch.load(tmp_path / "straight/runs/gan/version_0/checkpoints/last.ckpt", weights_only=True)
+    steps = straight["global_step"]  # Lightning counts every optimizer step: D and G per batch
+    kill_at = steps * 2 // 3 + 1  # in the second epoch, between two step checkpoints
+
+    (tmp_path / "crashed").mkdir()
+    killed = subprocess.run([*ZOO, *run, "--trainer.callbacks+=tests.killer.SigkillAtStep",
+                             "--trainer.callbacks.step", str(kill_at)],
+                            cwd=tmp_path / "crashed", env={**os.environ, **env}, capture_output=True, text=True)
+    assert killed.returncode == -9, f"not killed at step {kill_at} of {steps}: " + killed.stderr[-2000:]
+    run_zoo(*run, "--ckpt_path", "last", cwd=tmp_path / "crashed", env=env)
+    resumed = torch.load(tmp_path / "crashed/runs/gan/version_0/checkpoints/last.ckpt", weights_only=True)
+
+    assert resumed["global_step"] == steps
+    assert {k.split(".")[0] for k in straight["state_dict"]} == {"generator", "discriminator"}
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    assert len(straight["optimizer_states"]) == 2
+    for adam_straight, adam_resumed in zip(straight["optimizer_states"], resumed["optimizer_states"]):
+        for i, state in adam_straight["state"].items():
+            assert torch.equal(state["exp_avg"], adam_resumed["state"][i]["exp_avg"]), i
