@@ -34,6 +34,12 @@ def test_quickstart_reaches_95_percent(in_tmp):
     with open(version / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert any(r.get("lr-Adam") for r in rows), "the learning-rate monitor logged nothing"
+    epochs = {r["epoch"] for r in rows if r.get("val/acc")}
+    for key in ("train/loss_epoch", "train/acc", "val/loss"):  # once per epoch, every epoch
+        assert {r["epoch"] for r in rows if r.get(key)} == epochs, key
+    # 21 steps per epoch: the per-step loss is written at the loggers' cadence (log_every_n_steps: 10)
+    steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
+    assert steps and all((s + 1) % 10 == 0 for s in steps), steps
 
 
 def test_dotted_overrides_and_publish_round_trip(in_tmp):

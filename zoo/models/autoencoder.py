@@ -129,11 +129,15 @@ class ReconstructionModule(ZooModule):
         if code.shape[1] > 1:
             terms["code_hoyer"] = hoyer_sparsity(code).mean()
         n = x.shape[0]
-        # Epoch-level values are averaged across DDP ranks; the per-step train loss stays local.
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 sync_dist=stage != "train", batch_size=n)
-        for key, value in terms.items():
-            self.log(f"{stage}/{key}", value, on_epoch=True, sync_dist=stage != "train", batch_size=n)
+        if stage == "train":  # see ZooModule.log_train_loss
+            self.log_train_loss(loss, n)
+        else:  # epoch-level values are averaged across DDP ranks
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+        if stage != "train":
+            for key, value in terms.items():
+                self.log(f"{stage}/{key}", value, on_epoch=True, sync_dist=True, batch_size=n)
+        elif self._is_logging_step():  # the loss terms of training steps, at the loggers' cadence
+            self.log_dict({f"train/{key}": value.detach() for key, value in terms.items()}, on_step=True, on_epoch=False)
         if stage != "train":
             metrics = getattr(self, f"{stage}_metrics")
             metrics.update(recon.detach(), x)  # against the clean input
@@ -142,6 +146,9 @@ class ReconstructionModule(ZooModule):
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, batch_idx, "train")
+
+    def on_train_epoch_end(self) -> None:
+        self.log_train_epoch()
 
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, batch_idx, "val")

@@ -166,6 +166,12 @@ class LSTMForecaster(RecurrentModule):
         naive = self.naive_forecast(x)
         metrics = getattr(self, f"{stage}_naive")
         metrics.update(naive, y.to(naive.dtype).view_as(naive))
-        self.log_dict(metrics, on_step=False, on_epoch=True)
+        if stage != "train":
+            self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_train_epoch({**self.train_metrics.compute(), **self.train_naive.compute()})
+        self.train_metrics.reset()
+        self.train_naive.reset()
 

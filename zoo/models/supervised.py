@@ -112,11 +112,16 @@ class SupervisedModule(ZooModule):
         loss, preds = self._loss(self(x), y)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds, y.view_as(preds) if self.task == "regression" else y)
-        # Epoch-level values are averaged across DDP ranks; the per-step train loss stays local.
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 sync_dist=stage != "train", batch_size=x.shape[0])
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        if stage == "train":  # logged cheaply: see ZooModule.log_train_loss and on_train_epoch_end
+            self.log_train_loss(loss, x.shape[0])
+        else:  # epoch-level values, averaged across DDP ranks
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_train_epoch(self.train_metrics.compute())  # compute() gathers every DDP rank's state
+        self.train_metrics.reset()
 
     def training_step(self, batch, batch_idx):
         loss = self._shared_step(batch, "train")
