@@ -78,6 +78,18 @@ def test_progress_bar_can_be_turned_off_with_the_trainer_flag(in_tmp):
     assert "Test results of the best checkpoint" in out and "Epoch 0" not in out
 
 
+@pytest.mark.parametrize("option", [
+    ["--channels_last", "true"],
+    ["--trainer.precision", "bf16-mixed"],
+    pytest.param(["--compile", "true"], marks=pytest.mark.slow),  # about 40 s of compilation on a CPU
+], ids=lambda option: option[0].lstrip("-"))
+def test_speed_options_train_and_test(option, in_tmp):
+    out = run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "2",
+                  "--trainer.enable_progress_bar", "false", *option, cwd=in_tmp)
+    line = next(l for l in out.splitlines() if l.startswith("Test results of the best checkpoint"))
+    assert float(line.split("test/acc = ")[1].split(",")[0]) > 0.5, line  # chance is 0.1
+
+
 def test_bad_config_value_is_refused_with_the_field_named(in_tmp):
     result = subprocess.run([*ZOO, "fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"),
                              "--model.init_args.lr", "-1"], cwd=in_tmp, capture_output=True, text=True)

@@ -81,13 +81,15 @@ class ZooModule(L.LightningModule):
         view = (1, -1) + (1,) * (x.ndim - 2)  # broadcast over channels: (1, C, 1, 1) for images
         return (x - self.input_mean.view(view)) / self.input_std.view(view)
 
+    def _expected_shape(self) -> str:
+        # A None in input_shape is a free size (e.g. the length T of a sequence).
+        return "(N, " + ", ".join("T" if d is None else str(d) for d in self.input_shape) + ")"
+
     def validate_input(self, x: Any) -> None:
         """Raise a clear error for inputs the model cannot take, before any layer sees them."""
-        # A None in input_shape is a free size (e.g. the length T of a sequence).
-        expected = "(N, " + ", ".join("T" if d is None else str(d) for d in self.input_shape) + ")"
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} expects a torch.Tensor of shape {expected}, got {type(x).__name__}")
+            raise TypeError(f"{name} expects a torch.Tensor of shape {self._expected_shape()}, got {type(x).__name__}")
         if not x.is_floating_point():
             hint = " (images in 0-255: use x.float() / 255)" if x.dtype == torch.uint8 else ""
             raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}{hint}")
@@ -97,7 +99,7 @@ class ZooModule(L.LightningModule):
         fixed_sizes_match = all(d is None or d == got for d, got in zip(self.input_shape, x.shape[1:]))
         if x.ndim != len(self.input_shape) + 1 or not fixed_sizes_match:
             got = "(" + ", ".join(str(d) for d in x.shape) + ")"
-            raise ValueError(f"{name} expects input of shape {expected}, got {got}")
+            raise ValueError(f"{name} expects input of shape {self._expected_shape()}, got {got}")
         # The range check reads values (a device sync), so in training it runs on the first batch only.
         if self.input_range is not None and x.numel() and not (self.training and self._range_checked_in_training):
             self._range_checked_in_training = self.training
