@@ -48,10 +48,11 @@ def _random_torchvision(name):
     return model
 
 
-def test_vgg_bn_from_a_pth_file_equals_torchvision(tmp_path):
-    theirs = _random_torchvision("vgg11_bn")
-    torch.save(theirs.state_dict(), tmp_path / "vgg11_bn.pth")
-    ours = zoo.create_model("vgg11_bn", weights=str(tmp_path / "vgg11_bn.pth"), num_classes=1000, image_size=32).eval()
+@pytest.mark.parametrize("name", ["vgg11", "vgg11_bn", "vgg19_bn"])  # shallowest, with and without BN, deepest
+def test_vgg_from_a_pth_file_equals_torchvision(name, tmp_path):
+    theirs = _random_torchvision(name)
+    torch.save(theirs.state_dict(), tmp_path / f"{name}.pth")
+    ours = zoo.create_model(name, weights=str(tmp_path / f"{name}.pth"), num_classes=1000, image_size=32).eval()
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(_imagenet_normalize(x)), rtol=1e-4, atol=1e-5)
