@@ -11,6 +11,8 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from zoo.optim import build_optimizer, build_scheduler
+
 
 class ZooModule(L.LightningModule):
     """Base class of all zoo models.
@@ -112,6 +114,20 @@ class ZooModule(L.LightningModule):
                     f"{name} expects values in [{low:g}, {high:g}], got values in [{x_min:.4g}, {x_max:.4g}]{hint}; "
                     "the model normalises its input itself"
                 )
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)
+
+    def configure_optimizers(self):
+        """One optimiser, and a learning-rate schedule stepped every batch, from the hyperparameters
+        ``optimizer``, ``lr``, ``weight_decay``, ``momentum`` and ``scheduler`` (see :mod:`zoo.optim`)."""
+        hp = self.hparams
+        optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
+        scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The RNG states make a resumed run draw the same dropout masks and augmentations as an

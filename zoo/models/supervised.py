@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.models.base import ZooModule
-from zoo.optim import build_optimizer, build_scheduler, check_optim_args
+from zoo.optim import check_optim_args
 
 Task = Literal["multiclass", "binary", "regression"]
 STAGES = ("train", "val", "test")
@@ -136,15 +136,3 @@ class SupervisedModule(ZooModule):
 
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, "test")
-
-    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x)
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
-        scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
+
+from zoo.nets.layers import FeaturesClassifierNet
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ SMALL = AlexNetConfig(
 )
 
 
-class AlexNetNet(nn.Module):
+class AlexNetNet(FeaturesClassifierNet):
     """AlexNet with torchvision's parameter layout.
 
     Args:
@@ -85,18 +86,3 @@ class AlexNetNet(nn.Module):
                 # He et al. 2015: without batch norm, PyTorch's default (a smaller gain) slows the start
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
-
-    @property
-    def head(self) -> nn.Linear:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a freshly initialised one for ``num_classes`` outputs."""
-        self.classifier[-1] = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(self.features(x)), 1)  # (N, C * pooled_size^2)
-        return self.classifier[:-1](x)  # (N, hidden): FC7's output
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))  # (N, num_classes)

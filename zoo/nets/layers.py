@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -44,3 +45,29 @@ def init_weights(module: nn.Module, scheme: str, activation: str) -> None:
             else:
                 nonlinearity = gain_name if gain_name in ("relu", "leaky_relu") else "relu"
                 nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlinearity)
+
+
+class FeaturesClassifierNet(nn.Module):
+    """torchvision's classifier layout: ``features`` -> ``avgpool`` -> flatten -> ``classifier``,
+    whose last layer is the head. Subclasses build those three modules and set ``num_features``
+    (the width the head reads)."""
+
+    features: nn.Module
+    avgpool: nn.Module
+    classifier: nn.Sequential
+    num_features: int
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head with a freshly initialised one for ``num_classes`` outputs."""
+        self.classifier[-1] = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(self.features(x)), 1)  # (N, C * pooled_size^2)
+        return self.classifier[:-1](x)  # (N, num_features): the output of the layer before the head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))  # (N, num_classes)

@@ -9,8 +9,9 @@ One cfg table, one ``make_layers``, torchvision's parameter layout (``features.*
 
 from __future__ import annotations
 
-import torch
 from torch import nn
+
+from zoo.nets.layers import FeaturesClassifierNet
 
 # Output channels of each 3x3 conv; "M" is a 2x2 max pool ending a stage.
 CFGS: dict[int, list[int | str]] = {
@@ -41,7 +42,7 @@ def make_layers(depth: int, batch_norm: bool, in_channels: int = 3, width_diviso
     return nn.Sequential(*layers)
 
 
-class VGGNet(nn.Module):
+class VGGNet(FeaturesClassifierNet):
     """VGG with torchvision's parameter layout.
 
     Args:
@@ -99,18 +100,3 @@ class VGGNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
-
-    @property
-    def head(self) -> nn.Linear:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a freshly initialised one for ``num_classes`` outputs."""
-        self.classifier[-1] = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(self.features(x)), 1)  # (N, 512 * pooled_size^2)
-        return self.classifier[:-1](x)  # (N, hidden_size): FC7's output after dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))  # (N, num_classes)
