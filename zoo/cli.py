@@ -216,11 +216,12 @@ def _evaluate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     results = evaluate_pretrained(args.name, data_dir=args.data_dir, accelerator=args.accelerator)
     ok = True
-    print(f"{'metric':<12} {'measured':>10} {'recorded':>10}")
+    width = max([len("metric"), *(len(key) for key in results)])
+    print(f"{'metric':<{width}} {'measured':>10} {'recorded':>10}")
     for key, pair in results.items():
         match = abs(pair["measured"] - pair["recorded"]) <= args.tolerance
         ok &= match
-        print(f"{key:<12} {pair['measured']:>10.4f} {pair['recorded']:>10.4f}  {'ok' if match else 'MISMATCH'}")
+        print(f"{key:<{width}} {pair['measured']:>10.4f} {pair['recorded']:>10.4f}  {'ok' if match else 'MISMATCH'}")
     return 0 if ok else 1
 
 
