@@ -124,9 +124,9 @@ class ZooModule(L.LightningModule):
         ``optimizer``, ``lr``, ``weight_decay``, ``momentum`` and ``scheduler`` (see :mod:`zoo.optim`)."""
         hp = self.hparams
         optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
-        scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)
-        if scheduler is None:
+        if hp.scheduler == "none":  # estimated_stepping_batches would build the training loader once more
             return optimizer
+        scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
