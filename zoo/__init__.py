@@ -5,7 +5,7 @@ function below is called.
 
     >>> import zoo
     >>> zoo.list_models()                      # doctest: +SKIP
-    ['lenet5', 'mlp']
+    ['ae', 'alexnet', 'alexnet_small', 'dae', 'gan', 'lenet5', 'lstm', ...]
     >>> model = zoo.create_model("lenet5", num_classes=10)          # doctest: +SKIP
     >>> model = zoo.load_pretrained("lenet5_mnist")                  # doctest: +SKIP
 """
