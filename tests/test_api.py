@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 import zoo
+from tests.conftest import REPO
 
 
 def test_import_is_lazy():
@@ -39,3 +41,12 @@ def test_unknown_names_list_the_valid_ones(create, kind, valid):
 def test_create_datamodule_passes_kwargs(tmp_path):
     dm = zoo.create_datamodule("mnist", data_dir=tmp_path, batch_size=32)
     assert dm.batch_size == 32 and dm.data_dir == tmp_path
+
+
+def test_readme_python_api_example_runs(in_tmp):
+    """The README's Python API block, run as written."""
+    block = re.search(r"## Python API\n\n```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["logits"].shape == (8, 10) and scope["features"].shape == (8, 84)
+    assert (in_tmp / "my_lenet" / "model.safetensors").exists()
