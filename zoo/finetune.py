@@ -39,7 +39,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.optim import build_optimizer, build_scheduler
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -239,8 +238,13 @@ class FineTuneMixin:
     net: nn.Module
 
     def setup_finetuning(self, finetune: str, backbone_lr_scale: float, unfreeze_every: int,
-                         net_channels: int, resize_to: int | None) -> None:
-        """Apply strategy ``finetune`` (see the module docstring) and record how inputs are adapted."""
+                         net_channels: int, resize_to: int | None, source: WeightsSource | None = None) -> None:
+        """Load ``source`` into ``self.net`` (if given), apply strategy ``finetune`` (see the module
+        docstring) and record how inputs are adapted."""
+        if self.task != "multiclass":
+            raise ValueError(f"{type(self).__name__} is a multiclass classifier, got task={self.task!r}")
+        if source is not None:
+            load_into(self.net, source, self.hparams.num_classes)
         if not backbone_lr_scale > 0:
             raise ValueError(f"backbone_lr_scale must be > 0, got {backbone_lr_scale}")
         if unfreeze_every < 1:
@@ -297,7 +301,9 @@ class FineTuneMixin:
             return [GradualUnfreezing(self.hparams.unfreeze_every)]
         return []
 
-    def configure_optimizers(self):
+    def optimizer_groups(self) -> list[dict]:
+        """The backbone at ``backbone_lr_scale`` times the rate, everything else at ``lr``
+        (used by :meth:`zoo.models.base.ZooModule.configure_optimizers`)."""
         hp = self.hparams
         backbone = {id(p) for p in self._block_parameters(self._blocks)}
         trainable = [p for p in self.parameters() if p.requires_grad]
@@ -305,12 +311,7 @@ class FineTuneMixin:
             {"params": [p for p in trainable if id(p) in backbone], "lr": hp.lr * hp.backbone_lr_scale},
             {"params": [p for p in trainable if id(p) not in backbone], "lr": hp.lr},
         ]
-        groups = [g for g in groups if g["params"]]
-        optimizer = build_optimizer(groups, hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
-        scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return [g for g in groups if g["params"]]
 
     def adapt(self, x: torch.Tensor) -> torch.Tensor:
         """Make data inputs fit the net: repeat grayscale to the net's channels, resize to ``resize_to``."""
@@ -330,6 +331,16 @@ class FineTuneMixin:
         """The penultimate representation, (N, num_features)."""
         self.validate_input(x)
         return self.net.forward_features(self.normalize(self.adapt(x)))
+
+
+def prepare_pretrained(arch: str, weights: str | None, in_channels: int, arch_min_size: int, image_size: int,
+                       resize_to: int | None, kwargs: dict) -> tuple[WeightsSource | None, int | None]:
+    """Before the model's ``__init__`` reaches its base: check ``in_channels``, resolve ``weights``
+    and derive ``resize_to`` and the normalisation (see :func:`input_settings`)."""
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+    source = resolve_weights(arch, weights) if weights is not None else None
+    return source, input_settings(source, arch_min_size, image_size, resize_to, kwargs)
 
 
 def input_settings(source: WeightsSource | None, arch_min_size: int, image_size: int, resize_to: int | None,

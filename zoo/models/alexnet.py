@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.finetune import FineTuneMixin, input_settings, load_into, resolve_weights
+from zoo.finetune import FineTuneMixin, prepare_pretrained
 from zoo.models.supervised import SupervisedModule
 from zoo.nets.alexnet import IMAGENET, SMALL, AlexNetNet
 
@@ -45,18 +45,11 @@ class AlexNet(FineTuneMixin, SupervisedModule):
         unfreeze_every: int = 1,
         **kwargs,
     ) -> None:
-        if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
-        source = resolve_weights("alexnet", weights) if weights is not None else None
-        weights = None  # noqa: F841 - recorded as None by save_hyperparameters (see Args)
         cfg = SMALL if small else IMAGENET
-        resize_to = input_settings(source, cfg.min_size, image_size, resize_to, kwargs)
+        source, resize_to = prepare_pretrained("alexnet", weights, in_channels, cfg.min_size, image_size, resize_to, kwargs)
+        weights = None  # noqa: F841 - recorded as None by save_hyperparameters (see Args)
         super().__init__(**kwargs)
-        if self.task != "multiclass":
-            raise ValueError(f"AlexNet is a multiclass classifier, got task={self.task!r}")
         net_channels = in_channels if small else 3
         self.input_shape = (in_channels, image_size, image_size)
         self.net = AlexNetNet(self.hparams.num_classes, net_channels, small, dropout, hidden_size)
-        if source is not None:
-            load_into(self.net, source, self.hparams.num_classes)
-        self.setup_finetuning(finetune, backbone_lr_scale, unfreeze_every, net_channels, resize_to)
+        self.setup_finetuning(finetune, backbone_lr_scale, unfreeze_every, net_channels, resize_to, source)

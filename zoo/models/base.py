@@ -119,11 +119,15 @@ class ZooModule(L.LightningModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
 
+    def optimizer_groups(self):
+        """What the optimiser updates: parameters or parameter groups (fine-tuning gives the backbone its own rate)."""
+        return self.parameters()
+
     def configure_optimizers(self):
         """One optimiser, and a learning-rate schedule stepped every batch, from the hyperparameters
         ``optimizer``, ``lr``, ``weight_decay``, ``momentum`` and ``scheduler`` (see :mod:`zoo.optim`)."""
         hp = self.hparams
-        optimizer = build_optimizer(self.parameters(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
+        optimizer = build_optimizer(self.optimizer_groups(), hp.optimizer, hp.lr, hp.weight_decay, hp.momentum)
         if hp.scheduler == "none":  # estimated_stepping_batches would build the training loader once more
             return optimizer
         scheduler = build_scheduler(optimizer, hp.scheduler, self.trainer.estimated_stepping_batches)

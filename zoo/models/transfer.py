@@ -41,8 +41,6 @@ class TransferClassifier(FineTuneMixin, SupervisedModule):
         if kwargs.get("mean") is None and kwargs.get("std") is None:
             kwargs["mean"], kwargs["std"] = pretrained.hparams.get("mean"), pretrained.hparams.get("std")
         super().__init__(**kwargs)
-        if self.task != "multiclass":
-            raise ValueError(f"TransferClassifier is a multiclass classifier, got task={self.task!r}")
         self.input_shape = tuple(pretrained.input_shape)
         self.net = pretrained.net.train()
         if new_head or self.net.head.out_features != self.hparams.num_classes:

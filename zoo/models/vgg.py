@@ -6,7 +6,7 @@ strategies in :mod:`zoo.finetune`.
 
 from __future__ import annotations
 
-from zoo.finetune import FineTuneMixin, input_settings, load_into, resolve_weights
+from zoo.finetune import FineTuneMixin, prepare_pretrained
 from zoo.models.supervised import SupervisedModule
 from zoo.nets.vgg import CFGS, MIN_SIZE, VGGNet
 
@@ -54,19 +54,12 @@ class VGG(FineTuneMixin, SupervisedModule):
         unfreeze_every: int = 1,
         **kwargs,
     ) -> None:
-        if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
         if depth not in CFGS:
             raise ValueError(f"depth must be one of {sorted(CFGS)}, got {depth}")
         arch = f"vgg{depth}" + ("_bn" if batch_norm else "")
-        source = resolve_weights(arch, weights) if weights is not None else None
+        source, resize_to = prepare_pretrained(arch, weights, in_channels, MIN_SIZE, image_size, resize_to, kwargs)
         weights = None  # noqa: F841 - recorded as None by save_hyperparameters (see Args)
-        resize_to = input_settings(source, MIN_SIZE, image_size, resize_to, kwargs)
         super().__init__(**kwargs)
-        if self.task != "multiclass":
-            raise ValueError(f"VGG is a multiclass classifier, got task={self.task!r}")
         self.input_shape = (in_channels, image_size, image_size)
         self.net = VGGNet(depth, batch_norm, self.hparams.num_classes, 3, dropout, width_divisor, hidden_size, pooled_size)
-        if source is not None:
-            load_into(self.net, source, self.hparams.num_classes)
-        self.setup_finetuning(finetune, backbone_lr_scale, unfreeze_every, 3, resize_to)
+        self.setup_finetuning(finetune, backbone_lr_scale, unfreeze_every, 3, resize_to, source)
