@@ -1,20 +1,27 @@
 """Framework overhead: one epoch of the zoo's LeNet-5 on MNIST through the Lightning Trainer vs a
 hand-written PyTorch loop with the identical network, data tensors, batch size and optimizer.
 
-    python -m benchmarks.overhead [--repeats 5]
+    python -m benchmarks.overhead [--repeats 7] [--batch_size 128]
 
 All sides start from the same weights; runs alternate (zoo, bare, loop, zoo, bare, loop, ...) in
 one process. The zoo side is the zoo as users run it: input validation, torchmetrics accuracy and
 logging included; progress bar, checkpointing and validation off. The bare side is the smallest
 LightningModule with the same network, loss and optimizer through the same Trainer: the difference
 between it and the plain loop is Lightning's own cost, the rest is the zoo's.
+
+A second table gives the same three sides' cost per training step at batch 2, where the arithmetic
+is small and the framework's Python is most of the step: these microseconds are steadier than the
+epoch times on a shared machine, and they are what the epoch ratios are made of.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import logging
+import os
 import warnings
+from contextlib import contextmanager
 
 import lightning as L
 import torch
@@ -22,69 +29,128 @@ from torch.nn import functional as F
 
 import zoo
 from benchmarks.common import alternate, machine, median, table
+from zoo._cuda_check import NVML_CHECK, nvml_loadable
+
+
+
+@contextmanager
+def nvml_check(value: str | None):
+    """Run with ``PYTORCH_NVML_BASED_CUDA_CHECK`` set to ``value`` (None: unset), then restore it.
+
+    Importing Lightning sets it to 1; importing the zoo's models unsets it again where NVML cannot be
+    loaded (see zoo._cuda_check). A hand-written loop in its own process never has it.
+    """
+    saved = os.environ.pop(NVML_CHECK, None)
+    if value is not None:
+        os.environ[NVML_CHECK] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(NVML_CHECK, None)
+        if saved is not None:
+            os.environ[NVML_CHECK] = saved
+
+
+class Bare(L.LightningModule):
+    """The smallest LightningModule around the zoo's network: forward, loss, optimizer."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.net, self.mean, self.std = model.net, model.input_mean.view(1, -1, 1, 1), model.input_std.view(1, -1, 1, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net((x - self.mean) / self.std), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=1e-3)
+
+
+def sides(initial, datamodule, batch_size: int, steps: int | None):
+    """The three ways of training one epoch (or its first ``steps`` steps) from ``initial``."""
+    x_all, y_all = datamodule.datasets["train"].x, datamodule.datasets["train"].y  # uint8 (N, 1, 28, 28), int64
+
+    def trainer() -> L.Trainer:
+        return L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         num_sanity_val_steps=0, limit_train_batches=steps)
+
+    def zoo_trainer() -> None:
+        trainer().fit(copy.deepcopy(initial), datamodule=datamodule)
+
+    def bare_lightning() -> None:
+        trainer().fit(Bare(copy.deepcopy(initial)), datamodule=datamodule)
+
+    def plain_loop() -> None:
+        model = copy.deepcopy(initial)
+        net, mean, std = model.net, model.input_mean.view(1, -1, 1, 1), model.input_std.view(1, -1, 1, 1)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net.train()
+        order = torch.randperm(len(x_all))
+        starts = range(0, len(order), batch_size)
+        with nvml_check(None):
+            for start in starts[:steps]:
+                index = order[start : start + batch_size]
+                x = (x_all[index].float() / 255 - mean) / std
+                loss = F.cross_entropy(net(x), y_all[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    def bare_lightning_nvml_check() -> None:
+        with nvml_check("1"):
+            bare_lightning()
+
+    runs = {"zoo (Lightning Trainer)": zoo_trainer, "bare LightningModule, same Trainer": bare_lightning,
+            "plain PyTorch loop": plain_loop}
+    if not nvml_loadable():  # what the zoo saves by unsetting Lightning's NVML check (zoo._cuda_check)
+        runs[BARE_NVML] = bare_lightning_nvml_check
+    return runs
+
+
+BARE_NVML = "bare LightningModule, NVML check on"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--step_cost_steps", type=int, default=400, help="steps per run in the batch-2 table")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-
-    datamodule = zoo.create_datamodule("mnist", batch_size=args.batch_size)
-    datamodule.setup("fit")
-    x_all, y_all = datamodule.datasets["train"].x, datamodule.datasets["train"].y  # uint8 (N, 1, 28, 28), int64
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available: ..." per fit
     torch.manual_seed(0)
     initial = zoo.create_model("lenet5", mean=[0.1307], std=[0.3081], lr=1e-3)
 
-    def zoo_trainer() -> None:
-        model = copy.deepcopy(initial)
-        trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                            num_sanity_val_steps=0)
-        trainer.fit(model, datamodule=datamodule)
-
-    class Bare(L.LightningModule):
-        def __init__(self, model) -> None:
-            super().__init__()
-            self.net, self.mean, self.std = model.net, model.input_mean.view(1, -1, 1, 1), model.input_std.view(1, -1, 1, 1)
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            return F.cross_entropy(self.net((x - self.mean) / self.std), y)
-
-        def configure_optimizers(self):
-            return torch.optim.Adam(self.net.parameters(), lr=1e-3)
-
-    def bare_lightning() -> None:
-        trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                            num_sanity_val_steps=0)
-        trainer.fit(Bare(copy.deepcopy(initial)), datamodule=datamodule)
-
-    def plain_loop() -> None:
-        model = copy.deepcopy(initial)
-        net, mean, std = model.net, model.input_mean, model.input_std
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-        net.train()
-        order = torch.randperm(len(x_all))
-        for start in range(0, len(order), args.batch_size):
-            index = order[start : start + args.batch_size]
-            x = (x_all[index].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-            loss = F.cross_entropy(net(x), y_all[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-    zoo_trainer()  # warm-up: first-touch allocations and lazy imports count for neither side
-    times = alternate({"zoo (Lightning Trainer)": zoo_trainer, "bare LightningModule, same Trainer": bare_lightning,
-                       "plain PyTorch loop": plain_loop}, args.repeats)
+    datamodule = zoo.create_datamodule("mnist", batch_size=args.batch_size)
+    datamodule.setup("fit")
+    n = len(datamodule.datasets["train"])
+    epoch = sides(initial, datamodule, args.batch_size, steps=None)
+    epoch.pop(BARE_NVML, None)  # shown in the per-step table only
+    epoch["zoo (Lightning Trainer)"]()  # warm-up: first-touch allocations and lazy imports count for no side
+    times = alternate(epoch, args.repeats)
     # The best run is the least disturbed one (timeit's advice); the median shows the spread's middle.
     base_median, base_best = median(times["plain PyTorch loop"]), min(times["plain PyTorch loop"])
     rows = [[name, f"{median(t):.2f}", f"{min(t):.2f}", " ".join(f"{v:.2f}" for v in t),
              f"{median(t) / base_median:.3f}", f"{min(t) / base_best:.3f}"] for name, t in times.items()]
-    print(f"LeNet-5, MNIST train split ({len(x_all):,} images), batch {args.batch_size}, Adam; {machine()}")
+    print(f"LeNet-5, MNIST train split ({n:,} images), batch {args.batch_size}, Adam; {machine()}")
     print(table(["one epoch", "median s", "best s", "runs s", "ratio (medians)", "ratio (bests)"], rows))
+
+    tiny = zoo.create_datamodule("mnist", batch_size=2)
+    tiny.setup("fit")
+    steps = args.step_cost_steps
+    costs = {name: [t / steps * 1e6 for t in runs]
+             for name, runs in alternate(sides(initial, tiny, 2, steps=steps), args.repeats).items()}
+    plain = min(costs["plain PyTorch loop"])
+    step_us = min(times["plain PyTorch loop"]) / -(-n // args.batch_size) * 1e6  # one plain-loop step at batch_size
+    rows = []
+    for name, runs in costs.items():
+        best, over = min(runs), min(runs) - plain
+        rows.append([name, f"{best:.0f}", f"{median(runs):.0f}", f"{over:+.0f}" if over else "",
+                     f"{over / step_us:.1%}" if over else ""])
+    print(f"\nCost per training step at batch 2 ({steps} steps per run, best of {args.repeats}); the share is of "
+          f"one {step_us / 1e3:.2f} ms plain-loop step at batch {args.batch_size}")
+    print(table(["one step", "best µs", "median µs", "µs over the plain loop", "share of a step"], rows))
 
 
 if __name__ == "__main__":

@@ -147,9 +147,6 @@ class ReconstructionModule(ZooModule):
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, batch_idx, "train")
 
-    def on_train_epoch_end(self) -> None:
-        self.log_train_epoch()
-
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, batch_idx, "val")
 

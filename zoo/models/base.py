@@ -11,7 +11,10 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from zoo._cuda_check import drop_unusable_nvml_check
 from zoo.optim import build_optimizer, build_scheduler
+
+drop_unusable_nvml_check()  # set by the lightning import above; see zoo._cuda_check
 
 
 class ZooModule(L.LightningModule):
@@ -26,20 +29,75 @@ class ZooModule(L.LightningModule):
     input_range: tuple[float, float] | None = None
     monitor: str = "val/loss"
     monitor_mode: str = "min"
-    _range_checked_in_training = False
+    # Training steps apply their metric updates in batches of this many steps (or sooner, once this
+    # many values are waiting), and at the end of the epoch; see defer_update.
+    update_every_n_steps: int = 64
+    update_max_values: int = 2**22
 
     def __init__(self) -> None:
         super().__init__()
         self.train_loss = MeanMetric()  # the epoch mean of the training loss, see log_train_loss
+        self._pending_updates: dict[str, list[tuple]] = {}
+        self._input_checked_in_training = False  # see validate_input
 
     # ----- cheap training logs ----------------------------------------------------------------------
-    # Each self.log call costs about half a millisecond, a quarter of a LeNet-5 training step on a
-    # CPU (benchmarks/overhead.py). Training values are therefore accumulated in torchmetrics objects
-    # and logged once per epoch; the per-step loss is logged only on the steps the loggers record.
+    # Per training step, each self.log call costs about half a millisecond and each torchmetrics
+    # update 20-40 µs of Python, against about 5 ms for a whole LeNet-5 step on a CPU
+    # (benchmarks/overhead.py). So training values are logged once per epoch, the per-step loss only
+    # on the steps the loggers record, and metric updates of training steps are applied in batches.
+
+    def defer_update(self, metric: str, *args: Any) -> None:
+        """``getattr(self, metric).update(*args)``, applied later together with other steps' updates.
+
+        Tensors are detached and kept until :meth:`flush_updates`, which concatenates each argument
+        along the batch dimension (stacks 0-d tensors; turns numbers into a float tensor) and calls
+        ``update`` once. This runs every ``update_every_n_steps`` calls, when ``update_max_values``
+        values are waiting, and at the end of every training epoch. The results equal per-step
+        updates for metrics whose state is a sum over samples (accuracy, mean, MSE, ...).
+        """
+        pending = self._pending_updates.setdefault(metric, [])
+        pending.append(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args))
+        first = pending[0][0]
+        waiting = len(pending) * (first.numel() if isinstance(first, torch.Tensor) else 1)
+        if len(pending) >= self.update_every_n_steps or waiting >= self.update_max_values:
+            self._flush(metric)
+
+    def flush_updates(self) -> None:
+        """Apply every update :meth:`defer_update` is holding back."""
+        for metric in list(self._pending_updates):
+            self._flush(metric)
+
+    def _flush(self, metric: str) -> None:
+        pending = self._pending_updates.pop(metric, [])
+        if not pending:
+            return
+        columns = list(zip(*pending))
+        device = next((c[0].device for c in columns if isinstance(c[0], torch.Tensor)), None)
+        merged = [(torch.stack(c) if c[0].ndim == 0 else torch.cat(c)) if isinstance(c[0], torch.Tensor)
+                  else torch.tensor(c, dtype=torch.float32, device=device) for c in columns]
+        getattr(self, metric).update(*merged)
+
+    def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
+        """The training metrics of the epoch that just ended, computed over all DDP ranks, then reset.
+
+        Subclasses that track training metrics return them here; ``train/loss_epoch`` is added by
+        :meth:`log_train_epoch`.
+        """
+        return {}
+
+    def on_train_epoch_start(self) -> None:
+        self._input_checked_in_training = False  # see validate_input
+
+    def on_train_end(self) -> None:
+        self._input_checked_in_training = False
+
+    def on_train_epoch_end(self) -> None:
+        self.flush_updates()
+        self.log_train_epoch(self.train_epoch_metrics())
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """Record the training loss: ``train/loss_step`` on logging steps, ``train/loss_epoch`` at epoch end."""
-        self.train_loss.update(loss.detach(), weight=batch_size)
+        self.defer_update("train_loss", loss, batch_size)  # MeanMetric.update(value, weight)
         if self._is_logging_step():
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
 
@@ -54,6 +112,7 @@ class ZooModule(L.LightningModule):
 
     def log_train_epoch(self, values: dict[str, torch.Tensor] | None = None) -> None:
         """Log the epoch mean of the training loss and ``values`` (already reduced over DDP ranks)."""
+        self.flush_updates()
         logged = dict(values or {})
         if self.train_loss.update_called:
             logged["train/loss_epoch"] = self.train_loss.compute()  # compute() averages over ranks
@@ -88,7 +147,14 @@ class ZooModule(L.LightningModule):
         return "(N, " + ", ".join("T" if d is None else str(d) for d in self.input_shape) + ")"
 
     def validate_input(self, x: Any) -> None:
-        """Raise a clear error for inputs the model cannot take, before any layer sees them."""
+        """Raise a clear error for inputs the model cannot take, before any layer sees them.
+
+        Under a Trainer, training batches are checked once per epoch, on the first batch: one
+        training run's batches share their type, dtype and shape, and the range check reads values
+        (a device sync). Every other call, evaluation and inference included, checks every input.
+        """
+        if self._input_checked_in_training and self.training:
+            return
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor of shape {self._expected_shape()}, got {type(x).__name__}")
@@ -102,9 +168,7 @@ class ZooModule(L.LightningModule):
         if x.ndim != len(self.input_shape) + 1 or not fixed_sizes_match:
             got = "(" + ", ".join(str(d) for d in x.shape) + ")"
             raise ValueError(f"{name} expects input of shape {self._expected_shape()}, got {got}")
-        # The range check reads values (a device sync), so in training it runs on the first batch only.
-        if self.input_range is not None and x.numel() and not (self.training and self._range_checked_in_training):
-            self._range_checked_in_training = self.training
+        if self.input_range is not None and x.numel():
             low, high = self.input_range
             x_min, x_max = float(x.min()), float(x.max())
             tolerance = 1e-3
@@ -114,6 +178,8 @@ class ZooModule(L.LightningModule):
                     f"{name} expects values in [{low:g}, {high:g}], got values in [{x_min:.4g}, {x_max:.4g}]{hint}; "
                     "the model normalises its input itself"
                 )
+        if self.training and self._trainer is not None and self._trainer.training:
+            self._input_checked_in_training = True
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -164,14 +164,17 @@ class LSTMForecaster(RecurrentModule):
         loss = super()._shared_step(batch, stage)
         x, y = batch
         naive = self.naive_forecast(x)
-        metrics = getattr(self, f"{stage}_naive")
-        metrics.update(naive, y.to(naive.dtype).view_as(naive))
-        if stage != "train":
+        target = y.to(naive.dtype).view_as(naive)
+        if stage == "train":
+            self.defer_update("train_naive", naive, target)
+        else:
+            metrics = getattr(self, f"{stage}_naive")
+            metrics.update(naive, target)
             self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        self.log_train_epoch({**self.train_metrics.compute(), **self.train_naive.compute()})
-        self.train_metrics.reset()
+    def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
+        naive = self.train_naive.compute()
         self.train_naive.reset()
+        return {**super().train_epoch_metrics(), **naive}
 

@@ -110,18 +110,21 @@ class SupervisedModule(ZooModule):
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         loss, preds = self._loss(self(x), y)
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(preds, y.view_as(preds) if self.task == "regression" else y)
-        if stage == "train":  # logged cheaply: see ZooModule.log_train_loss and on_train_epoch_end
+        target = y.view_as(preds) if self.task == "regression" else y
+        if stage == "train":  # recorded cheaply: see ZooModule.defer_update and log_train_loss
+            self.defer_update("train_metrics", preds, target)
             self.log_train_loss(loss, x.shape[0])
         else:  # epoch-level values, averaged across DDP ranks
+            metrics = getattr(self, f"{stage}_metrics")
+            metrics.update(preds, target)
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
             self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        self.log_train_epoch(self.train_metrics.compute())  # compute() gathers every DDP rank's state
+    def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
+        values = self.train_metrics.compute()  # compute() gathers every DDP rank's state
         self.train_metrics.reset()
+        return values
 
     def training_step(self, batch, batch_idx):
         loss = self._shared_step(batch, "train")

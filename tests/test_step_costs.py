@@ -1,0 +1,150 @@
+"""What keeps training steps cheap must not change what is measured or what is checked.
+
+Metric updates of training steps are applied in batches (ZooModule.defer_update), and training
+inputs are validated on the first batch of each epoch; see benchmarks/overhead.py for the costs.
+"""
+
+import os
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+import zoo
+from tests.fakes import RandomImages, quiet_trainer
+
+
+def _batches(task, n_batches=7, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    for i in range(n_batches):
+        n = 5 + 3 * i  # uneven batch sizes, like a last partial batch
+        if task == "multiclass":
+            yield torch.randn(n, 10, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+        elif task == "binary":
+            yield torch.randn(n, generator=generator), torch.randint(0, 2, (n,), generator=generator)
+        else:
+            yield torch.randn(n, 3, generator=generator), torch.randn(n, 3, generator=generator)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "regression"])
+def test_deferred_updates_equal_per_step_updates(task):
+    model = zoo.create_model("mlp", task=task, num_classes=3 if task == "regression" else 10)
+    model.update_every_n_steps = 3  # flushes after steps 3 and 6, the rest at the end
+    reference = model.train_metrics.clone()
+    reference_loss = model.train_loss.clone()
+    for step, (preds, target) in enumerate(_batches(task)):
+        model.defer_update("train_metrics", preds.requires_grad_(), target)
+        loss = torch.rand(())
+        model.defer_update("train_loss", loss, target.shape[0])
+        reference.update(preds.detach(), target)
+        reference_loss.update(loss, weight=target.shape[0])
+        assert len(model._pending_updates.get("train_metrics", [])) == (step + 1) % 3
+    model.flush_updates()
+    assert model._pending_updates == {}
+    expected = reference.compute()
+    got = model.train_metrics.compute()
+    assert got.keys() == expected.keys() and len(got) > 0
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key])
+    torch.testing.assert_close(model.train_loss.compute(), reference_loss.compute())
+
+
+def test_deferred_updates_hold_no_graph_and_flush_when_many_values_wait():
+    model = zoo.create_model("lenet5")
+    model.update_max_values = 100
+    preds = torch.randn(8, 10, requires_grad=True) * 2
+    model.defer_update("train_metrics", preds, torch.zeros(8, dtype=torch.long))
+    held = model._pending_updates["train_metrics"][0][0]
+    assert not held.requires_grad  # a held prediction must not keep its autograd graph alive
+    model.defer_update("train_metrics", preds, torch.zeros(8, dtype=torch.long))  # 16 x 10 values >= 100
+    assert "train_metrics" not in model._pending_updates
+    assert model.train_metrics.compute()["train/acc"] == pytest.approx((preds.argmax(1) == 0).float().mean().item())
+
+
+class _EpochLogs(Callback):
+    """The train/ values logged by each epoch (read after the module's on_train_epoch_end has run)."""
+
+    def __init__(self):
+        self.logged = []
+
+    def _record(self, trainer):
+        self.logged.append({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch > 0:
+            self._record(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        self._record(trainer)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lstm"])
+def test_epoch_training_metrics_do_not_depend_on_the_flush_cadence(tmp_path, name):
+    logs = []
+    for every in (1, 1000):  # after every step vs only at the end of each epoch
+        torch.manual_seed(0)
+        model = zoo.create_model(name)
+        model.update_every_n_steps = every
+        callback = _EpochLogs()
+        quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(
+            model, datamodule=RandomImages())
+        logs.append(callback.logged)
+    assert all(epoch.keys() >= {"train/acc", "train/loss_epoch"} for epoch in logs[0])
+    assert len(logs[0]) == len(logs[1]) == 2
+    for per_step, per_epoch in zip(*logs):
+        assert per_step.keys() == per_epoch.keys()
+        for key in per_step:
+            assert per_epoch[key] == pytest.approx(per_step[key], rel=1e-6), key
+
+
+def test_training_inputs_are_checked_on_the_first_batch_of_every_epoch(tmp_path):
+    class Scaled(RandomImages):  # 0-255 floats: the first training batch must be refused
+        def load_split(self, train):
+            x, y = super().load_split(train)
+            return x.float(), y
+
+    with pytest.raises(ValueError, match=r"expects values in \[0, 1\], got values in \[0, 255\]"):
+        quiet_trainer(tmp_path, max_epochs=1, limit_val_batches=0).fit(zoo.create_model("lenet5"), datamodule=Scaled())
+
+    seen = []
+
+    class Spy(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(pl_module._input_checked_in_training)
+
+    model = zoo.create_model("lenet5")
+    quiet_trainer(tmp_path, max_epochs=2, limit_val_batches=0, callbacks=[Spy()]).fit(model, datamodule=RandomImages())
+    assert seen == [False, True, True, False, True, True]  # 3 batches per epoch, checked on each epoch's first
+    # After training, calls in training mode are checked every time again.
+    model.train()
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1, 28, 28\)"):
+        model(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"expects values in \[0, 1\]"):
+        model(torch.full((2, 1, 28, 28), 255.0))
+
+
+def test_lightnings_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatch):
+    import ctypes
+
+    from zoo import _cuda_check
+
+    available = torch.cuda.is_available()
+    monkeypatch.setenv(_cuda_check.NVML_CHECK, "1")
+
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert _cuda_check.drop_unusable_nvml_check() is True
+    assert _cuda_check.NVML_CHECK not in os.environ
+    assert torch.cuda.is_available() == available  # the answer does not change, only its cost
+
+    monkeypatch.setenv(_cuda_check.NVML_CHECK, "1")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # a machine with an NVIDIA driver
+    assert _cuda_check.drop_unusable_nvml_check() is False
+    assert os.environ[_cuda_check.NVML_CHECK] == "1"
+
+    monkeypatch.setenv(_cuda_check.NVML_CHECK, "0")  # set by the user to something else: theirs to keep
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert _cuda_check.drop_unusable_nvml_check() is False
+    assert os.environ[_cuda_check.NVML_CHECK] == "0"
