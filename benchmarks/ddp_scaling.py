@@ -10,37 +10,21 @@ epochs (a callback times them), not start-up or validation.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import torch
 
 from benchmarks.common import machine, table
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.throughput import fit_throughput
 
 
 def run(accelerator: str, devices: int, epochs: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "throughput.json"
-        args = [sys.executable, "-m", "zoo.cli", "fit", "--config", str(REPO / "recipes/lenet5_mnist.yaml"),
-                "--trainer.max_epochs", str(epochs), "--trainer.accelerator", accelerator,
-                "--trainer.devices", str(devices), "--trainer.limit_val_batches", "0",
-                "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false", "--default_callbacks", "false",
-                "--trainer.enable_progress_bar", "false", "--trainer.enable_checkpointing", "false",
-                "--trainer.logger", "false",
-                "--trainer.callbacks+=benchmarks.throughput.Throughput", f"--trainer.callbacks.path={out}"]
-        if devices > 1:
-            args += ["--trainer.strategy", "ddp"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        if accelerator == "cpu":
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // devices))  # one core share per process
-        subprocess.run(args, cwd=tmp, env=env, check=True, capture_output=True)
-        return json.loads(out.read_text())["samples_per_second"]
+    overrides = ["--trainer.max_epochs", str(epochs), "--trainer.accelerator", accelerator,
+                 "--trainer.devices", str(devices)]
+    if devices > 1:
+        overrides += ["--trainer.strategy", "ddp"]
+    threads = max(1, (os.cpu_count() or 1) // devices) if accelerator == "cpu" else None  # one core share each
+    return fit_throughput("recipes/lenet5_mnist.yaml", *overrides, threads=threads)
 
 
 def main() -> None:

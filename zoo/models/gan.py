@@ -23,11 +23,14 @@ from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
 from zoo.models.base import ZooModule
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
 from zoo.quality import SampleQuality
+
+TRAIN_TERMS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 SAMPLE_CHUNK = 1000  # images generated per forward pass when sampling many
 
@@ -116,6 +119,8 @@ class GAN(ZooModule):
         self.register_buffer("fixed_noise", fixed, persistent=False)
         # The judge lives outside the module tree: it is neither trained, DDP-synchronised nor saved.
         self._judge: dict[str, SampleQuality] = {}
+        for term in TRAIN_TERMS:  # epoch means of the training terms, see training_step
+            setattr(self, f"train_{term}", MeanMetric())
 
     # ----- generation -----------------------------------------------------------------------------
 
@@ -186,10 +191,24 @@ class GAN(ZooModule):
             opt_g.zero_grad()
             self.manual_backward(g_loss)
             opt_g.step()
-        self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss}, on_step=True, on_epoch=True,
-                      prog_bar=True, batch_size=real.shape[0])
-        self.log_dict({"train/d_real": d_real, "train/d_fake": d_fake}, on_step=True, on_epoch=True,
-                      batch_size=real.shape[0])
+        # Logged cheaply, like every zoo model's training values (see ZooModule.defer_update): step
+        # values at the loggers' cadence, epoch means once per epoch (train_epoch_metrics).
+        terms = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        for term, value in terms.items():
+            self.defer_update(f"train_{term}", value, real.shape[0])
+        if self._is_logging_step():
+            step = {f"train/{term}_step": value.detach() for term, value in terms.items()}
+            self.log_dict({k: step.pop(k) for k in ("train/d_loss_step", "train/g_loss_step")}, prog_bar=True)
+            self.log_dict(step)
+
+    def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
+        values = {}
+        for term in TRAIN_TERMS:
+            mean = getattr(self, f"train_{term}")
+            if mean.update_called:
+                values[f"train/{term}_epoch"] = mean.compute()  # averaged over the DDP ranks
+            mean.reset()
+        return values
 
     def _check_images(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != (1, 28, 28):
