@@ -82,8 +82,8 @@ SUPERVISED_KEYS = {"train/acc", "train/loss_epoch"}
 GAN_KEYS = {"train/d_loss_epoch", "train/g_loss_epoch", "train/d_real_epoch", "train/d_fake_epoch"}
 
 
-@pytest.mark.parametrize("name, keys", [("lenet5", SUPERVISED_KEYS), ("lstm", SUPERVISED_KEYS), ("ae", {"train/loss_epoch"}),
-                                        ("gan", GAN_KEYS)])
+@pytest.mark.parametrize("name, keys", [("lenet5", SUPERVISED_KEYS), ("lstm", SUPERVISED_KEYS),
+                                       ("ae", {"train/loss_epoch"}), ("gan", GAN_KEYS)])
 def test_epoch_training_metrics_do_not_depend_on_the_flush_cadence(tmp_path, name, keys):
     logs = []
     for every in (1, 1000):  # after every step vs only at the end of each epoch
@@ -95,11 +95,20 @@ def test_epoch_training_metrics_do_not_depend_on_the_flush_cadence(tmp_path, nam
             model, datamodule=RandomImages())
         logs.append(callback.logged)
     assert all(epoch.keys() >= keys for epoch in logs[0]), logs[0]
-    assert len(logs[0]) == len(logs[1]) == 2
-    for per_step, per_epoch in zip(*logs):
-        assert per_step.keys() == per_epoch.keys()
-        for key in per_step:
-            assert per_epoch[key] == pytest.approx(per_step[key], rel=1e-6), key
+    if name == "lenet5":  # updates left pending by an interrupted fit do not leak into the next one
+        torch.manual_seed(0)
+        model = zoo.create_model(name)
+        model.defer_update("train_metrics", torch.zeros(500, 10), torch.ones(500, dtype=torch.long))
+        callback = _EpochLogs()
+        quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(
+            model, datamodule=RandomImages())
+        logs.append(callback.logged)
+    assert all(len(log) == 2 for log in logs)
+    for other in logs[1:]:
+        for expected, got in zip(logs[0], other):
+            assert got.keys() == expected.keys()
+            for key in expected:
+                assert got[key] == pytest.approx(expected[key], rel=1e-6), key
 
 
 def test_training_inputs_are_checked_on_the_first_batch_of_every_epoch(tmp_path):

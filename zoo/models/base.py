@@ -87,6 +87,7 @@ class ZooModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._input_checked_in_training = False  # see validate_input
+        self._pending_updates.clear()  # left over only by an epoch that ended in an exception
 
     def on_train_end(self) -> None:
         self._input_checked_in_training = False
