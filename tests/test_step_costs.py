@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 
 import zoo
 from tests.fakes import RandomImages, quiet_trainer
+from zoo.data.sequence import NoisySineDataModule
 
 
 def _batches(task, n_batches=7, seed=0):
@@ -82,17 +83,28 @@ SUPERVISED_KEYS = {"train/acc", "train/loss_epoch"}
 GAN_KEYS = {"train/d_loss_epoch", "train/g_loss_epoch", "train/d_real_epoch", "train/d_fake_epoch"}
 
 
-@pytest.mark.parametrize("name, keys", [("lenet5", SUPERVISED_KEYS), ("lstm", SUPERVISED_KEYS),
-                                       ("ae", {"train/loss_epoch"}), ("gan", GAN_KEYS)])
-def test_epoch_training_metrics_do_not_depend_on_the_flush_cadence(tmp_path, name, keys):
+FORECASTER_KEYS = {"train/mse", "train/naive_mse", "train/loss_epoch"}
+
+
+def _sine():
+    return NoisySineDataModule(length=300, period=30, noise=0.1, window=30, horizon=1, batch_size=32)
+
+
+@pytest.mark.parametrize("name, hparams, data, keys", [
+    ("lenet5", {}, RandomImages, SUPERVISED_KEYS),
+    ("lstm", {}, RandomImages, SUPERVISED_KEYS),
+    ("lstm_forecaster", dict(horizon=1, input_shape=[30, 1], hidden_size=8), _sine, FORECASTER_KEYS),
+    ("ae", {}, RandomImages, {"train/loss_epoch"}),
+    ("gan", {}, RandomImages, GAN_KEYS),
+])
+def test_epoch_training_metrics_do_not_depend_on_the_flush_cadence(tmp_path, name, hparams, data, keys):
     logs = []
     for every in (1, 1000):  # after every step vs only at the end of each epoch
         torch.manual_seed(0)
-        model = zoo.create_model(name)
+        model = zoo.create_model(name, **hparams)
         model.update_every_n_steps = every
         callback = _EpochLogs()
-        quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(
-            model, datamodule=RandomImages())
+        quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(model, datamodule=data())
         logs.append(callback.logged)
     assert all(epoch.keys() >= keys for epoch in logs[0]), logs[0]
     if name == "lenet5":  # updates left pending by an interrupted fit do not leak into the next one
