@@ -31,6 +31,7 @@ import zoo
 from benchmarks.common import alternate, machine, median, table
 from zoo._cuda_check import NVML_CHECK, nvml_loadable
 
+BARE_NVML = "bare LightningModule, NVML check on"
 
 
 @contextmanager
@@ -67,7 +68,9 @@ class Bare(L.LightningModule):
 
 
 def sides(initial, datamodule, batch_size: int, steps: int | None):
-    """The three ways of training one epoch (or its first ``steps`` steps) from ``initial``."""
+    """The ways of training one epoch (or its first ``steps`` steps) from ``initial``: the zoo, a bare
+    LightningModule, the plain loop and, where NVML cannot load, the bare module with Lightning's
+    NVML check switched back on (what ``zoo._cuda_check`` saves)."""
     x_all, y_all = datamodule.datasets["train"].x, datamodule.datasets["train"].y  # uint8 (N, 1, 28, 28), int64
 
     def trainer() -> L.Trainer:
@@ -106,9 +109,6 @@ def sides(initial, datamodule, batch_size: int, steps: int | None):
     if not nvml_loadable():  # what the zoo saves by unsetting Lightning's NVML check (zoo._cuda_check)
         runs[BARE_NVML] = bare_lightning_nvml_check
     return runs
-
-
-BARE_NVML = "bare LightningModule, NVML check on"
 
 
 def main() -> None:
