@@ -6,6 +6,7 @@ inputs are validated on the first batch of each epoch; see benchmarks/overhead.p
 
 import os
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -13,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 import zoo
 from tests.fakes import RandomImages, quiet_trainer
 from zoo.data.sequence import NoisySineDataModule
+from zoo.models import LeNet5
 
 
 def _batches(task, n_batches=7, seed=0):
@@ -174,3 +176,55 @@ def test_lightnings_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatc
     monkeypatch.setattr(ctypes, "CDLL", missing)
     assert _cuda_check.drop_unusable_nvml_check() is False
     assert os.environ[_cuda_check.NVML_CHECK] == "0"
+
+
+class _NaNAtStep(LeNet5):
+    """LeNet-5 whose training loss turns NaN at global step 3 (epoch 1, batch 0 with RandomImages's 3 batches);
+    the NaN weights then make every later loss NaN too."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_step == 3 else loss
+
+
+@pytest.mark.parametrize("checkpoint_every", [None, 1])
+def test_deferred_nan_guard_names_the_first_bad_step_and_keeps_the_last_good_checkpoint(tmp_path, checkpoint_every):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from zoo.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+
+    guard = StopOnNonFiniteLoss(defer=True, check_every_n_steps=4)  # as on a GPU: read every 4 steps
+    callbacks = [guard]
+    if checkpoint_every:
+        callbacks.append(ModelCheckpoint(dirpath=tmp_path, save_top_k=0, save_last=True,
+                                         every_n_train_steps=checkpoint_every))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=bool(checkpoint_every), max_epochs=4, limit_val_batches=0,
+                        callbacks=callbacks, default_root_dir=tmp_path)
+    # Read at the epoch's end (3 NaN steps later) or before the checkpoint write; the first one is named.
+    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at global step 4 \(epoch 1, batch 0\)"):
+        trainer.fit(_NaNAtStep(), datamodule=RandomImages())
+    if checkpoint_every:  # the check before each write kept the NaN step out of last.ckpt
+        last = torch.load(tmp_path / "last.ckpt", weights_only=True)
+        assert last["global_step"] == 3
+        assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    with pytest.raises(ValueError, match="check_every_n_steps must be >= 1"):
+        StopOnNonFiniteLoss(check_every_n_steps=0)
+
+
+def test_progress_bar_reads_logged_values_only_when_they_can_change(tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from zoo.callbacks import ZooProgressBar
+
+    reads, moves = [], []
+    original = RichProgressBar.on_train_batch_end
+    monkeypatch.setattr(RichProgressBar, "on_train_batch_end",
+                        lambda self, trainer, *args: (reads.append(trainer.global_step), original(self, trainer, *args)))
+    monkeypatch.setattr(RichProgressBar, "_update", lambda self, bar, current, *a, **k: moves.append(current))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
+                        max_epochs=2, limit_val_batches=0, log_every_n_steps=50, callbacks=[ZooProgressBar()],
+                        default_root_dir=tmp_path)
+    trainer.fit(zoo.create_model("lenet5"), datamodule=RandomImages())
+    assert reads == [3, 6]  # each epoch's last batch of 3; no step of 50 comes up
+    assert moves.count(1) == moves.count(2) == 2  # the bar itself moved on every batch

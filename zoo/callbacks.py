@@ -15,6 +15,31 @@ from lightning.pytorch.callbacks import (
 )
 
 
+def is_logging_step(trainer) -> bool:
+    """Whether the loggers record this training step (every ``trainer.log_every_n_steps`` steps)."""
+    connector = getattr(trainer, "_logger_connector", None)
+    if connector is None or not hasattr(connector, "should_update_logs"):
+        return True  # an unknown Lightning internals layout: treat every step as one (slower, never wrong)
+    return bool(connector.should_update_logs or trainer.fast_dev_run)
+
+
+class ZooProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, reading the logged values only on the steps they can change.
+
+    ``RichProgressBar`` turns every progress-bar metric into a Python number after every training
+    batch: on a CPU that costs about 0.1 ms a step, and on a GPU it makes the host wait for the
+    device every step. Zoo models log training values on the loggers' steps, so this bar moves
+    every batch but reads the values only on those steps and on the epoch's last batch.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        last = batch_idx + 1 >= self.total_train_batches
+        if self.train_progress_bar_id is None or last or is_logging_step(trainer):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        else:
+            self._update(self.train_progress_bar_id, batch_idx + 1)
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/Inf loss; the message names the step and the last good checkpoint."""
 
@@ -24,17 +49,76 @@ class StopOnNonFiniteLoss(Callback):
 
     It runs before the checkpoint callbacks of the same step, so ``last.ckpt`` keeps the last
     finite state.
+
+    Reading the loss makes the host wait for the device. On the CPU that costs nothing and the loss
+    is read after every step. On an accelerator (``defer=None`` decides by the loss's device) each
+    step only writes, on the device, whether its loss was finite; the host reads those records
+    every ``check_every_n_steps`` steps (default: on the loggers' steps, which read the device
+    anyway), at the end of each epoch and before any checkpoint is written. The error names the
+    first non-finite step either way.
     """
+
+    def __init__(self, defer: bool | None = None, check_every_n_steps: int | None = None) -> None:
+        if check_every_n_steps is not None and check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps must be >= 1 or None, got {check_every_n_steps}")
+        self.defer, self.check_every_n_steps = defer, check_every_n_steps
+        self._finite: torch.Tensor | None = None  # per step since the last check, on the loss's device
+        self._losses: torch.Tensor | None = None
+        self._steps: list[tuple[int, int, int]] = []  # (global step, epoch, batch) of those steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss).all()):
+        if not isinstance(loss, torch.Tensor):
             return
+        loss = loss.detach().float()
+        finite = torch.isfinite(loss).all()
+        loss = loss.reshape(-1)[0] if loss.numel() else loss.new_zeros(())
+        where = (trainer.global_step, trainer.current_epoch, batch_idx)
+        defer = self.defer if self.defer is not None else loss.device.type != "cpu"
+        if not defer:
+            if not bool(finite):
+                self._stop(trainer, float(loss), *where)
+            return
+        window = self.check_every_n_steps or max(1, trainer.log_every_n_steps)
+        if self._finite is None or self._finite.device != loss.device or len(self._finite) != window:
+            self._check(trainer)
+            self._finite = torch.ones(window, dtype=torch.bool, device=loss.device)
+            self._losses = torch.zeros(window, device=loss.device)
+        slot = len(self._steps)
+        self._finite[slot] = finite  # device-side writes: nothing waits here
+        self._losses[slot] = loss
+        self._steps.append(where)
+        due = is_logging_step(trainer) if self.check_every_n_steps is None else False
+        if due or len(self._steps) == window:
+            self._check(trainer)
+
+    def _check(self, trainer) -> None:
+        """Read the records kept since the last check (one device sync) and stop at a non-finite loss."""
+        if not self._steps:
+            return
+        steps, self._steps = self._steps, []
+        finite = self._finite[: len(steps)].tolist()
+        if all(finite):
+            return
+        first = finite.index(False)
+        self._stop(trainer, float(self._losses[first]), *steps[first])
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self._check(trainer)  # raising here leaves the previous checkpoint file in place
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+    @staticmethod
+    def _stop(trainer, value: float, step: int, epoch: int, batch_idx: int) -> None:
         saved = [getattr(cb, "last_model_path", "") for cb in trainer.checkpoint_callbacks]
         last = next((path for path in saved if path), "none saved yet")
         raise NonFiniteLossError(
-            f"training loss is {loss.detach().float().cpu().tolist()} at global step {trainer.global_step} "
-            f"(epoch {trainer.current_epoch}, batch {batch_idx}); training stopped. Last good checkpoint: {last}. "
+            f"training loss is {value} at global step {step} (epoch {epoch}, batch {batch_idx}); training "
+            f"stopped. Last good checkpoint: {last}. "
             "Lower the learning rate, clip gradients (--trainer.gradient_clip_val 1.0) or check the inputs."
         )
 
@@ -57,7 +141,7 @@ def default_callbacks(
         patience: validation rounds without improvement before stopping; None disables early stopping.
         dirpath: checkpoint folder; None puts it in the logger's run folder.
         lr_monitor: log the learning rate (needs a logger).
-        progress_bar: use a rich progress bar.
+        progress_bar: use a rich progress bar (:class:`ZooProgressBar`).
         last_every_n_steps: also refresh ``last.ckpt`` every this many training steps, so that a
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
 
@@ -89,7 +173,7 @@ def default_callbacks(
     if lr_monitor:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if progress_bar:
-        callbacks.append(RichProgressBar())
+        callbacks.append(ZooProgressBar())
     return callbacks
 
 

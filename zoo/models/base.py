@@ -12,6 +12,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from zoo._cuda_check import drop_unusable_nvml_check
+from zoo.callbacks import is_logging_step
 from zoo.optim import build_optimizer, build_scheduler
 
 drop_unusable_nvml_check()  # set by the lightning import above; see zoo._cuda_check
@@ -106,10 +107,7 @@ class ZooModule(L.LightningModule):
         trainer = self._trainer
         if trainer is None:  # a step called by hand: there is nothing to log into
             return False
-        connector = getattr(trainer, "_logger_connector", None)
-        if connector is None or not hasattr(connector, "should_update_logs"):
-            return True  # an unknown Lightning internals layout: log every step (slower, never wrong)
-        return bool(connector.should_update_logs or trainer.fast_dev_run)
+        return is_logging_step(trainer)
 
     def log_train_epoch(self, values: dict[str, torch.Tensor] | None = None) -> None:
         """Log the epoch mean of the training loss and ``values`` (already reduced over DDP ranks)."""
