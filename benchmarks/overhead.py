@@ -3,6 +3,8 @@ hand-written PyTorch loop with the identical network, data tensors, batch size a
 
     python -m benchmarks.overhead [--repeats 7] [--batch_size 128]
 
+The process first keeps freed memory for reuse, as the ``zoo`` command does (``zoo.malloc``; run
+with ``ZOO_SYSTEM_MALLOC=1`` to keep glibc's defaults); the table shows each side's page faults.
 All sides start from the same weights; runs alternate (zoo, bare, loop, zoo, bare, loop, ...) in
 one process. The zoo side is the zoo as users run it: input validation, torchmetrics accuracy and
 logging included; progress bar, checkpointing and validation off. The bare side is the smallest
@@ -20,6 +22,7 @@ import argparse
 import copy
 import logging
 import os
+import resource
 import warnings
 from contextlib import contextmanager
 
@@ -28,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 import zoo
+import zoo.malloc
 from benchmarks.common import alternate, machine, median, table
 from zoo._cuda_check import NVML_CHECK, nvml_loadable
 
@@ -111,12 +115,26 @@ def sides(initial, datamodule, batch_size: int, steps: int | None):
     return runs
 
 
+def counting_faults(runs: dict, faults: dict[str, list[int]]) -> dict:
+    """The same runs, each appending its minor page faults to ``faults[name]``."""
+
+    def counted(name, fn):
+        def run():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            fn()
+            faults.setdefault(name, []).append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return run
+
+    return {name: counted(name, fn) for name, fn in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--step_cost_steps", type=int, default=400, help="steps per run in the batch-2 table")
     args = parser.parse_args()
+    kept = zoo.malloc.keep_freed_memory()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available: ..." per fit
     torch.manual_seed(0)
@@ -128,13 +146,17 @@ def main() -> None:
     epoch = sides(initial, datamodule, args.batch_size, steps=None)
     epoch.pop(BARE_NVML, None)  # shown in the per-step table only
     epoch["zoo (Lightning Trainer)"]()  # warm-up: first-touch allocations and lazy imports count for no side
-    times = alternate(epoch, args.repeats)
+    faults: dict[str, list[int]] = {}
+    times = alternate(counting_faults(epoch, faults), args.repeats)
     # The best run is the least disturbed one (timeit's advice); the median shows the spread's middle.
     base_median, base_best = median(times["plain PyTorch loop"]), min(times["plain PyTorch loop"])
     rows = [[name, f"{median(t):.2f}", f"{min(t):.2f}", " ".join(f"{v:.2f}" for v in t),
-             f"{median(t) / base_median:.3f}", f"{min(t) / base_best:.3f}"] for name, t in times.items()]
-    print(f"LeNet-5, MNIST train split ({n:,} images), batch {args.batch_size}, Adam; {machine()}")
-    print(table(["one epoch", "median s", "best s", "runs s", "ratio (medians)", "ratio (bests)"], rows))
+             f"{median(t) / base_median:.3f}", f"{min(t) / base_best:.3f}",
+             f"{median(faults[name]):,.0f} / {max(faults[name]):,}"] for name, t in times.items()]
+    print(f"LeNet-5, MNIST train split ({n:,} images), batch {args.batch_size}, Adam; {machine()}; "
+          + ("freed memory kept for reuse (zoo.malloc)" if kept else "malloc as the system set it"))
+    header = ["one epoch", "median s", "best s", "runs s", "ratio (medians)", "ratio (bests)", "page faults (median / most)"]
+    print(table(header, rows))
 
     tiny = zoo.create_datamodule("mnist", batch_size=2)
     tiny.setup("fit")

@@ -7,7 +7,9 @@ against the same recipe without it, on the CPU and (when there is one) the GPU.
 Each run is one fresh ``zoo fit`` process running ``warmup + steps`` training steps of the model's
 recipe; throughput counts the last ``steps`` only, so compilation and caches are left out (the
 process's wall time, compilation included, is shown beside it). The options' runs alternate, each
-``repeats`` times, and the table gives medians. On a GPU the datasets are kept on the device
+``repeats`` times, and the table gives medians. On the CPU a row without the zoo command's
+malloc setting (``ZOO_SYSTEM_MALLOC=1``, see ``zoo.malloc``) shows what that setting is worth. On a
+GPU the datasets are kept on the device
 (``--data.init_args.on_device true``) in every row, including the baseline.
 """
 
@@ -29,6 +31,9 @@ OPTIONS = {
     "channels_last": ["--channels_last", "true"],
     "torch.compile": ["--compile", "true"],
 }
+# Not a flag: the zoo command keeps freed memory for reuse (zoo.malloc); this row runs without that.
+SYSTEM_MALLOC = "fp32, glibc's malloc defaults"
+CPU_OPTIONS = {SYSTEM_MALLOC: []}
 GPU_OPTIONS = {"bf16-mixed + channels_last + compile": ["--trainer.precision", "bf16-mixed",
                                                         "--channels_last", "true", "--compile", "true"]}
 
@@ -44,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for accelerator in args.accelerators:
-        options = OPTIONS | (GPU_OPTIONS if accelerator == "gpu" else {})
+        options = OPTIONS | (GPU_OPTIONS if accelerator == "gpu" else CPU_OPTIONS)
         device_args = ["--trainer.accelerator", accelerator, "--trainer.devices", "1"]
         if accelerator == "gpu":
             device_args += ["--data.init_args.on_device", "true"]
@@ -57,7 +62,7 @@ def main() -> None:
                     rates[label].append(fit_throughput(
                         RECIPES[model], *device_args, "--trainer.max_epochs", "1",
                         "--trainer.limit_train_batches", str(args.warmup + args.steps), *extra,
-                        warmup_steps=args.warmup))
+                        warmup_steps=args.warmup, env={"ZOO_SYSTEM_MALLOC": "1"} if label == SYSTEM_MALLOC else None))
                     walls[label].append(time.perf_counter() - start)
                     print(f"{accelerator} {model} {label}: {rates[label][-1]:,.0f} samples/s", flush=True)
             base = median(rates["fp32 (baseline)"])

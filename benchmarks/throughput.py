@@ -54,9 +54,11 @@ class Throughput(Callback):
                 json.dump({"samples_per_second": self.samples / self.seconds, "timed_steps": self._steps - self.warmup_steps}, f)
 
 
-def fit_throughput(recipe: str, *overrides: str, warmup_steps: int = 0, threads: int | None = None) -> float:
-    """Samples/s of ``zoo fit --config recipe *overrides`` in a fresh process, training only: no
-    validation, test, checkpoints, logger, progress bar or default callbacks."""
+def fit_throughput(recipe: str, *overrides: str, warmup_steps: int = 0, threads: int | None = None,
+                   env: dict[str, str] | None = None) -> float:
+    """Samples/s of ``zoo fit --config recipe *overrides`` in a fresh process (with ``env`` added to its
+    environment), training only: no validation, test, checkpoints, logger, progress bar or default
+    callbacks."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "throughput.json"
         args = [sys.executable, "-m", "zoo.cli", "fit", "--config", str(REPO / recipe),
@@ -65,10 +67,10 @@ def fit_throughput(recipe: str, *overrides: str, warmup_steps: int = 0, threads:
                 "--trainer.enable_checkpointing", "false", "--trainer.logger", "false", *overrides,
                 "--trainer.callbacks+=benchmarks.throughput.Throughput", f"--trainer.callbacks.path={out}",
                 f"--trainer.callbacks.warmup_steps={warmup_steps}"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        environment = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}
         if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
-        result = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True)
+            environment["OMP_NUM_THREADS"] = str(threads)
+        result = subprocess.run(args, cwd=tmp, env=environment, capture_output=True, text=True)
         if result.returncode != 0:
             raise SystemExit(f"zoo fit {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
         return json.loads(out.read_text())["samples_per_second"]

@@ -1,10 +1,14 @@
 """What keeps training steps cheap must not change what is measured or what is checked.
 
 Metric updates of training steps are applied in batches (ZooModule.defer_update), and training
-inputs are validated on the first batch of each epoch; see benchmarks/overhead.py for the costs.
+inputs are validated on the first batch of each epoch; see benchmarks/overhead.py for the costs. The
+zoo command keeps freed memory for reuse (zoo.malloc), which must end the page faults it is for.
 """
 
 import os
+import platform
+import subprocess
+import sys
 
 import lightning as L
 import pytest
@@ -151,6 +155,30 @@ def test_training_inputs_are_checked_on_the_first_batch_of_every_epoch(tmp_path)
         model(torch.full((2, 1, 28, 28), 255.0))
 
 
+def test_hook_names_skip_module_setattr_and_still_reach_self_log(tmp_path, monkeypatch):
+    names, module_setattr = [], torch.nn.Module.__setattr__
+
+    def counting(self, name, value):
+        if name == "_current_fx_name":
+            names.append(value)
+        module_setattr(self, name, value)
+
+    monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
+    seen = []
+
+    class Spy(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.append(pl_module._current_fx_name)
+
+    model = zoo.create_model("lenet5")
+    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_val_batches=1, log_every_n_steps=1, callbacks=[Spy()])
+    trainer.fit(model, datamodule=RandomImages())
+    assert names == []  # Lightning sets it around every hook; ZooModule stores it directly
+    assert seen == ["on_train_batch_end"] * 3
+    # self.log reads the name to check where it is called from: the logged values arrived.
+    assert {"train/loss_step", "train/acc", "val/loss"} <= set(trainer.logged_metrics)
+
+
 def test_lightnings_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatch):
     import ctypes
 
@@ -228,3 +256,47 @@ def test_progress_bar_reads_logged_values_only_when_they_can_change(tmp_path, mo
     trainer.fit(zoo.create_model("lenet5"), datamodule=RandomImages())
     assert reads == [3, 6]  # each epoch's last batch of 3; no step of 50 comes up
     assert moves.count(1) == moves.count(2) == 2  # the bar itself moved on every batch
+
+
+_FAULTS_PER_STEP = """
+import resource, sys, torch
+import zoo.malloc
+applied = zoo.malloc.keep_freed_memory()
+def step():  # like a training step: many blocks of a few hundred kB, all freed at its end
+    blocks = [torch.ones(50_000) for _ in range(16)]
+    del blocks
+torch.ones(64_000)  # one block freed from its own mapping raises glibc's adaptive thresholds
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    step()
+print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+"""
+
+
+def _faults_per_step(**env) -> tuple[str, float]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("ZOO_SYSTEM_MALLOC", "MALLOC_TRIM_THRESHOLD_")}
+    result = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP], env={**environment, **env},
+                            capture_output=True, text=True, check=True)
+    applied, faults = result.stdout.split()
+    return applied, float(faults)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting is glibc's")
+def test_kept_freed_memory_ends_the_page_faults_of_each_step():
+    applied, faults = _faults_per_step()
+    assert applied == "True" and faults < 5
+    applied, faults = _faults_per_step(ZOO_SYSTEM_MALLOC="1")
+    assert applied == "False" and faults > 100  # glibc's defaults hand the step's memory back every step
+    applied, _ = _faults_per_step(MALLOC_TRIM_THRESHOLD_="1000000")
+    assert applied == "False"  # the user's own tuning is left alone
+
+
+def test_the_zoo_command_keeps_freed_memory(monkeypatch, capsys):
+    import zoo.cli
+
+    calls = []
+    monkeypatch.setattr(zoo.cli, "keep_freed_memory", lambda: calls.append(1))
+    assert zoo.cli.main(["list"]) == 0
+    assert calls == [1]

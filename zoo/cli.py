@@ -26,6 +26,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO
+from zoo.malloc import keep_freed_memory
 from zoo.models.base import ZooModule
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
@@ -227,6 +228,7 @@ def _evaluate(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()  # this process is the zoo's: no page faults for memory freed by each step (zoo.malloc)
     # In-memory datasets need no worker processes; Lightning's hint about workers does not apply.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     if argv[:1] == ["list"]:
