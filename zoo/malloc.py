@@ -1,12 +1,12 @@
 """Keep freed memory in the process, so that training steps on the CPU stop faulting their pages in.
 
-glibc's ``malloc`` hands memory back to the kernel when the free space at the top of its heap grows
-past a threshold that it adjusts to twice the largest block freed so far. A training step allocates
-its activations and gradients (megabytes each) and frees them all at its end, which leaves more than
-that threshold free at the top of the heap: glibc returns it, and the next step faults every page in
-again. On a 2-core CPU that came to up to 1.3 million page faults and 2 s of kernel time in one
-5-second epoch of LeNet-5 on MNIST, in some epochs and not others (``python -m benchmarks.overhead``
-prints the faults per run).
+glibc's ``malloc`` hands memory back to the kernel when the free space at the top of its heap passes
+a threshold, by default twice the largest block it has given back so far. A training step allocates
+its activations and gradients (up to megabytes each) and frees them together at its end, which often
+leaves more than that free at the top of the heap: glibc returns it, and the next step faults every
+page in again. On a 2-core CPU that came to up to 1.5 million page faults in one epoch of LeNet-5 on
+MNIST, which then took 4.4 s instead of 2.3 s, in some epochs and not others
+(``ZOO_SYSTEM_MALLOC=1 python -m benchmarks.overhead`` prints the faults of each run).
 
 :func:`keep_freed_memory` fixes both thresholds with ``mallopt``: blocks under 32 MiB (glibc's largest
 allowed value) come from the heap, and up to 1 GiB of free space may stay at its top. The process
