@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 import zoo
 from tests.fakes import RandomImages, quiet_trainer
 from zoo.data.sequence import NoisySineDataModule
+from zoo.malloc import OPT_OUT, USER_SETTINGS
 from zoo.models import LeNet5
 
 
@@ -283,8 +284,6 @@ print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 2
 
 
 def _faults_per_step(**env) -> tuple[str, float]:
-    from zoo.malloc import OPT_OUT, USER_SETTINGS
-
     ignored = {OPT_OUT, "GLIBC_TUNABLES", *USER_SETTINGS}  # only the settings given here count
     environment = {k: v for k, v in os.environ.items() if k not in ignored}
     result = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP], env={**environment, **env},

@@ -131,17 +131,17 @@ class ReconstructionModule(ZooModule):
         n = x.shape[0]
         if stage == "train":  # see ZooModule.log_train_loss
             self.log_train_loss(loss, n)
-        else:  # epoch-level values are averaged across DDP ranks
-            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
-        if stage != "train":
-            for key, value in terms.items():
-                self.log(f"{stage}/{key}", value, on_epoch=True, sync_dist=True, batch_size=n)
-        elif self._is_logging_step():  # the loss terms of training steps, at the loggers' cadence
-            self.log_dict({f"train/{key}": value.detach() for key, value in terms.items()}, on_step=True, on_epoch=False)
-        if stage != "train":
-            metrics = getattr(self, f"{stage}_metrics")
-            metrics.update(recon.detach(), x)  # against the clean input
-            self.log_dict(metrics, on_epoch=True, prog_bar=True)
+            if self._is_logging_step():  # the loss terms of training steps, at the loggers' cadence
+                self.log_dict({f"train/{key}": value.detach() for key, value in terms.items()}, on_step=True,
+                              on_epoch=False)
+            return loss
+        # Epoch-level values, averaged across DDP ranks.
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+        for key, value in terms.items():
+            self.log(f"{stage}/{key}", value, on_epoch=True, sync_dist=True, batch_size=n)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(recon.detach(), x)  # against the clean input
+        self.log_dict(metrics, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx):
