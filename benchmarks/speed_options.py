@@ -18,24 +18,34 @@ from __future__ import annotations
 import argparse
 import time
 from statistics import median
+from typing import NamedTuple
 
 import torch
 
 from benchmarks.common import machine, table
 from benchmarks.throughput import fit_throughput
 
+
+
+class Option(NamedTuple):
+    """One row: the ``zoo fit`` arguments it adds to the recipe, and environment variables it sets."""
+
+    args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+
+
 RECIPES = {"lenet5": "recipes/lenet5_mnist.yaml", "alexnet": "recipes/alexnet_fashionmnist.yaml"}
+BASELINE = "fp32 (baseline)"
 OPTIONS = {
-    "fp32 (baseline)": [],
-    "bf16-mixed": ["--trainer.precision", "bf16-mixed"],
-    "channels_last": ["--channels_last", "true"],
-    "torch.compile": ["--compile", "true"],
+    BASELINE: Option(),
+    "bf16-mixed": Option(("--trainer.precision", "bf16-mixed")),
+    "channels_last": Option(("--channels_last", "true")),
+    "torch.compile": Option(("--compile", "true")),
 }
 # Not a flag: the zoo command keeps freed memory for reuse (zoo.malloc); this row runs without that.
-SYSTEM_MALLOC = "fp32, glibc's malloc defaults"
-CPU_OPTIONS = {SYSTEM_MALLOC: []}
-GPU_OPTIONS = {"bf16-mixed + channels_last + compile": ["--trainer.precision", "bf16-mixed",
-                                                        "--channels_last", "true", "--compile", "true"]}
+CPU_OPTIONS = {"fp32, glibc's malloc defaults": Option(env={"ZOO_SYSTEM_MALLOC": "1"})}
+GPU_OPTIONS = {"bf16-mixed + channels_last + compile": Option(("--trainer.precision", "bf16-mixed",
+                                                               "--channels_last", "true", "--compile", "true"))}
 
 
 def main() -> None:
@@ -57,15 +67,15 @@ def main() -> None:
             rates: dict[str, list[float]] = {label: [] for label in options}
             walls: dict[str, list[float]] = {label: [] for label in options}
             for _ in range(args.repeats):
-                for label, extra in options.items():
+                for label, option in options.items():
                     start = time.perf_counter()
                     rates[label].append(fit_throughput(
                         RECIPES[model], *device_args, "--trainer.max_epochs", "1",
-                        "--trainer.limit_train_batches", str(args.warmup + args.steps), *extra,
-                        warmup_steps=args.warmup, env={"ZOO_SYSTEM_MALLOC": "1"} if label == SYSTEM_MALLOC else None))
+                        "--trainer.limit_train_batches", str(args.warmup + args.steps), *option.args,
+                        warmup_steps=args.warmup, env=option.env))
                     walls[label].append(time.perf_counter() - start)
                     print(f"{accelerator} {model} {label}: {rates[label][-1]:,.0f} samples/s", flush=True)
-            base = median(rates["fp32 (baseline)"])
+            base = median(rates[BASELINE])
             for label in options:
                 rate = median(rates[label])
                 rows.append([accelerator, model, label, f"{rate:,.0f}", " ".join(f"{r:,.0f}" for r in rates[label]),

@@ -9,13 +9,24 @@ from typing import Any
 
 import lightning as L
 import torch
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from zoo._cuda_check import drop_unusable_nvml_check
 from zoo.callbacks import is_logging_step
 from zoo.optim import build_optimizer, build_scheduler
 
 drop_unusable_nvml_check()  # set by the lightning import above; see zoo._cuda_check
+
+
+def compute_and_reset(metric: Metric | MetricCollection) -> Any:
+    """The metric's value over the epoch, then a reset for the next one; None if it saw no update.
+
+    ``compute()`` gathers every DDP rank's state first, so the value is the same on all ranks.
+    """
+    parts = metric.values() if isinstance(metric, MetricCollection) else [metric]
+    value = metric.compute() if any(part.update_called for part in parts) else None
+    metric.reset()
+    return value
 
 
 class ZooModule(L.LightningModule):
@@ -122,9 +133,9 @@ class ZooModule(L.LightningModule):
         """Log the epoch mean of the training loss and ``values`` (already reduced over DDP ranks)."""
         self.flush_updates()
         logged = dict(values or {})
-        if self.train_loss.update_called:
-            logged["train/loss_epoch"] = self.train_loss.compute()  # compute() averages over ranks
-        self.train_loss.reset()
+        loss = compute_and_reset(self.train_loss)
+        if loss is not None:
+            logged["train/loss_epoch"] = loss
         if logged:
             self.log_dict(logged, prog_bar=False, sync_dist=True)
 

@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
-from zoo.models.base import ZooModule
+from zoo.models.base import ZooModule, compute_and_reset
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
 from zoo.quality import SampleQuality
@@ -202,13 +202,8 @@ class GAN(ZooModule):
             self.log_dict(step)
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
-        values = {}
-        for term in TRAIN_TERMS:
-            mean = getattr(self, f"train_{term}")
-            if mean.update_called:
-                values[f"train/{term}_epoch"] = mean.compute()  # averaged over the DDP ranks
-            mean.reset()
-        return values
+        values = {f"train/{term}_epoch": compute_and_reset(getattr(self, f"train_{term}")) for term in TRAIN_TERMS}
+        return {key: value for key, value in values.items() if value is not None}
 
     def _check_images(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != (1, 28, 28):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torchmetrics
 
+from zoo.models.base import compute_and_reset
 from zoo.models.supervised import SupervisedModule
 from zoo.nets.rnn import RNNNet
 
@@ -174,7 +175,5 @@ class LSTMForecaster(RecurrentModule):
         return loss
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
-        naive = self.train_naive.compute()
-        self.train_naive.reset()
-        return {**super().train_epoch_metrics(), **naive}
+        return {**super().train_epoch_metrics(), **(compute_and_reset(self.train_naive) or {})}
 

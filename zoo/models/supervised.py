@@ -14,7 +14,7 @@ import torchmetrics
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.models.base import ZooModule
+from zoo.models.base import ZooModule, compute_and_reset
 from zoo.optim import check_optim_args
 
 Task = Literal["multiclass", "binary", "regression"]
@@ -122,9 +122,7 @@ class SupervisedModule(ZooModule):
         return loss
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
-        values = self.train_metrics.compute()  # compute() gathers every DDP rank's state
-        self.train_metrics.reset()
-        return values
+        return compute_and_reset(self.train_metrics) or {}
 
     def training_step(self, batch, batch_idx):
         loss = self._shared_step(batch, "train")
