@@ -98,8 +98,9 @@ def sides(initial, datamodule, batch_size: int, steps: int | None):
         with nvml_check(None):
             for start in starts[:steps]:
                 index = order[start : start + batch_size]
-                x = (x_all[index].float() / 255 - mean) / std
-                loss = F.cross_entropy(net(x), y_all[index])
+                # The zoo's gather (index_select), so that the ratio is the framework's cost alone.
+                x = (x_all.index_select(0, index).float() / 255 - mean) / std
+                loss = F.cross_entropy(net(x), y_all.index_select(0, index))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -76,14 +76,24 @@ def test_digits_is_embedded_and_mnist_shaped():
     assert x.mean().item() == pytest.approx(dm.mean[0], abs=0.02)
 
 
-def test_batched_reads_equal_item_reads():
-    dm = zoo.create_datamodule("digits", batch_size=7)
-    dm.setup()
-    ds = dm.datasets["train"]
-    xb, yb = ds.__getitems__([3, 1, 4])
-    for row, i in enumerate([3, 1, 4]):
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_batched_reads_equal_item_reads(dtype):
+    from zoo.data.base import TensorBatchDataset
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (50, 1, 5, 4)).to(dtype)
+    ds = TensorBatchDataset(x, torch.randn(50, 3))  # y of more than one dimension, as for forecasts
+    indices = [3, 1, 4, 1, 49]
+    xb, yb = ds.__getitems__(indices)
+    assert xb.dtype == torch.float32 and xb.shape == (5, 1, 5, 4) and yb.shape == (5, 3)
+    for row, i in enumerate(indices):
         xi, yi = ds[i]
-        assert torch.equal(xb[row], xi) and yb[row] == yi
+        assert torch.equal(xb[row], xi) and torch.equal(yb[row], yi)
+    assert torch.equal(xb[0], x[3].float() / (255 if dtype == torch.uint8 else 1))
+    empty_x, empty_y = ds.__getitems__([])
+    assert empty_x.shape == (0, 1, 5, 4) and empty_y.shape == (0, 3)
+    with pytest.raises(IndexError):
+        ds.__getitems__([50])
 
 
 def test_random_shift_moves_content_without_distortion():
