@@ -26,7 +26,6 @@ from benchmarks.common import machine, table
 from benchmarks.throughput import fit_throughput
 
 
-
 class Option(NamedTuple):
     """One row: the ``zoo fit`` arguments it adds to the recipe, and environment variables it sets."""
 

@@ -94,6 +94,9 @@ def test_batched_reads_equal_item_reads(dtype):
     assert empty_x.shape == (0, 1, 5, 4) and empty_y.shape == (0, 3)
     with pytest.raises(IndexError):
         ds.__getitems__([50])
+    mask = torch.zeros(50, dtype=torch.bool)
+    mask[[1, 3]] = True
+    assert torch.equal(ds[mask][0], xb[[1, 0]])  # other index kinds still work as x[index] does
 
 
 def test_random_shift_moves_content_without_distortion():
