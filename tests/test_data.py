@@ -187,6 +187,27 @@ def test_on_device_moves_every_split_to_the_trainers_device():
         "train": ("meta", "meta"), "val": ("meta", "meta"), "test": ("meta", "meta")}
 
 
+def test_batches_of_data_on_another_device_take_their_indices_there(monkeypatch):
+    from zoo.data.base import TensorBatchDataset
+
+    # on_device: the sampler's indices are on the CPU, the data on the training device (meta here).
+    # CUDA's index_select wants its index on the data's device; meta does not check, so look.
+    devices = []
+    index_select = torch.Tensor.index_select
+
+    def recording(self, dim, index):
+        devices.append((self.device.type, index.device.type))
+        return index_select(self, dim, index)
+
+    monkeypatch.setattr(torch.Tensor, "index_select", recording)
+    ds = TensorBatchDataset(torch.zeros(10, 1, 4, 4, dtype=torch.uint8, device="meta"),
+                            torch.zeros(10, dtype=torch.int64, device="meta"))
+    x, y = ds.__getitems__([7, 2, 9])
+    assert devices == [("meta", "meta"), ("meta", "meta")]
+    assert (x.device.type, x.dtype, x.shape) == ("meta", torch.float32, (3, 1, 4, 4))
+    assert (y.device.type, y.shape) == ("meta", (3,))
+
+
 def test_on_device_training_on_the_cpu_gives_the_same_batches():
     import lightning as L
 
