@@ -130,8 +130,10 @@ class ZooModule(L.LightningModule):
         return is_logging_step(trainer)
 
     def log_train_epoch(self, values: dict[str, torch.Tensor] | None = None) -> None:
-        """Log the epoch mean of the training loss and ``values`` (already reduced over DDP ranks)."""
-        self.flush_updates()
+        """Log the epoch mean of the training loss and ``values`` (already reduced over DDP ranks).
+
+        Called by :meth:`on_train_epoch_end` once it has applied the deferred updates.
+        """
         logged = dict(values or {})
         loss = compute_and_reset(self.train_loss)
         if loss is not None:
