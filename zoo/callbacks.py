@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
 )
 
+from zoo.checkpointing import LastCheckpoint
+
 
 def is_logging_step(trainer) -> bool:
     """Whether the loggers record this training step (every ``trainer.log_every_n_steps`` steps)."""
@@ -146,12 +148,11 @@ def default_callbacks(
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
-    for ``--ckpt_path last`` resumes).
+    written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
+    path, ``<run folder>/checkpoints/last.ckpt``, as ``ckpt_path``).
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-    if last_every_n_steps is not None and last_every_n_steps < 1:
-        raise ValueError(f"last_every_n_steps must be >= 1 or None, got {last_every_n_steps}")
     callbacks: list[Callback] = [
         # First, so that it is `trainer.checkpoint_callback` and `ckpt_path="best"` finds it.
         ModelCheckpoint(
@@ -163,9 +164,9 @@ def default_callbacks(
             filename="best-epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
             auto_insert_metric_name=False,
         ),
-        # last.ckpt on its own schedule: a monitored checkpoint cannot save mid-epoch, before the
-        # monitored value exists.
-        ModelCheckpoint(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=last_every_n_steps),
+        # last.ckpt on its own schedule (every epoch end, optionally every N steps): a monitored
+        # checkpoint cannot save mid-epoch, before the monitored value exists.
+        LastCheckpoint(dirpath=dirpath, every_n_train_steps=last_every_n_steps),
     ]
     callbacks.append(StopOnNonFiniteLoss())
     if patience is not None:

@@ -11,6 +11,7 @@ shared callbacks (:func:`zoo.callbacks.default_callbacks`).
 from __future__ import annotations
 
 import argparse
+import logging
 import pickle
 import sys
 import warnings
@@ -22,10 +23,11 @@ import lightning
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import default_callbacks
-from zoo.checkpointing import AtomicCheckpointIO
+from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from zoo.malloc import keep_freed_memory
 from zoo.models.base import ZooModule
 
@@ -34,14 +36,46 @@ import zoo.data  # noqa: E402,F401
 import zoo.models  # noqa: E402,F401
 
 ZOO_ONLY_FLAGS = ("--publish", "--weights_dir")
+RUNS_DIR = "runs"  # default_root_dir when the user gives none
+RESOLVED_CKPT_NAMES = ("best", "hpc")  # names Lightning resolves itself; "last" the zoo resolves
 
 
-class CheckpointError(RuntimeError):
+class UsageError(RuntimeError):
+    """A command-line setting that cannot work; the message says what to do. Printed without a traceback."""
+
+
+class CheckpointError(UsageError):
     """A checkpoint file cannot be read; nothing was loaded from it."""
 
 
+def check_checkpoint_file(ckpt_path) -> None:
+    """Refuse a ``--ckpt_path`` that is missing, truncated or not a checkpoint, before anything runs."""
+    if not ckpt_path or ckpt_path == "last" or ckpt_path in RESOLVED_CKPT_NAMES:
+        return
+    if not Path(ckpt_path).is_file():
+        raise CheckpointError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    try:
+        torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise CheckpointError(
+            f"--ckpt_path {ckpt_path} is truncated, corrupt or not a Lightning checkpoint ({err}). "
+            "Nothing was loaded; pass another checkpoint (e.g. best-*.ckpt or last.ckpt beside it)."
+        ) from err
+
+
+def newest_version(folder: Path) -> int | None:
+    """The largest N of the ``version_N`` folders in ``folder`` (None if there is none)."""
+    versions = [int(p.name[len("version_"):]) for p in folder.glob("version_*") if p.name[len("version_"):].isdigit()]
+    return max(versions) if versions else None
+
+
 class ZooCLI(LightningCLI):
-    """LightningCLI with the zoo's default callbacks, CSV logging, test-after-fit and publishing."""
+    """LightningCLI with the zoo's default callbacks, run folders, exact resumes, test-after-fit and publishing.
+
+    Everything a run writes (logs, the resolved config, checkpoints, pictures) goes to
+    ``<default_root_dir>/<run_name>/version_N/``: ``default_root_dir`` defaults to ``runs`` and
+    ``run_name`` to the recipe's file name.
+    """
 
     def __init__(self, args: list[str] | None = None, **kwargs) -> None:
         self._argv = list(sys.argv[1:] if args is None else args)
@@ -50,7 +84,7 @@ class ZooCLI(LightningCLI):
             subclass_mode_model=True,
             datamodule_class=LightningDataModule,
             subclass_mode_data=True,
-            trainer_defaults={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}},
+            trainer_defaults={"default_root_dir": RUNS_DIR},
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             args=args,
@@ -67,6 +101,8 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--publish", type=Optional[str], default=None,
                             help="After the test, save the best weights as NAME in --weights_dir with the measured metrics.")
         parser.add_argument("--weights_dir", type=str, default="weights", help="Folder of the manifest --publish writes to.")
+        parser.add_argument("--run_name", type=Optional[str], default=None,
+                            help="Folder of the runs under default_root_dir (default: the recipe's file name).")
         parser.add_argument("--checkpoint_every_n_steps", type=Optional[int], default=None,
                             help="Also refresh last.ckpt every N training steps (default: at epoch ends only).")
         parser.add_argument("--channels_last", type=bool, default=False,
@@ -75,40 +111,39 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--ddp_timeout", type=float, default=1800.0,
                             help="Seconds a DDP process waits for the others before the job fails (strategy 'ddp').")
 
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads --ckpt_path (weights_only=True) to recover hyperparameters; turn a bad
-        # file into an error that says so instead of a bare unpickling traceback.
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
-        try:
-            super()._parse_ckpt_path()
-        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-            raise CheckpointError(
-                f"--ckpt_path {ckpt_path} is truncated, corrupt or not a Lightning checkpoint ({err}). "
-                "Nothing was loaded; pass another checkpoint (e.g. best-*.ckpt or last.ckpt beside it)."
-            ) from err
+        if subcommand:  # a bad file is refused here, before Lightning reads hyperparameters from it
+            check_checkpoint_file(self.config[subcommand].get("ckpt_path"))
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
-            self._continue_last_run_folder(self.config.fit.trainer)
-
-    @staticmethod
-    def _continue_last_run_folder(trainer_cfg) -> None:
-        """``--ckpt_path last`` resumes in the newest run folder, where that run's last.ckpt lives.
-
-        Without this the logger would open a new ``version_N`` folder and find no checkpoint there.
-        """
-        logger = trainer_cfg.get("logger")
-        init_args = getattr(logger, "init_args", None)
-        if init_args is None or init_args.get("version") is not None or "save_dir" not in init_args:
+        if not self.subcommand:
             return
-        name = init_args.get("name") or "lightning_logs"
-        runs = Path(init_args["save_dir"]) / name
-        versions = [int(p.name.split("_")[1]) for p in runs.glob("version_*") if p.name.split("_")[1].isdigit()]
-        if versions:
-            init_args["version"] = max(versions)
+        config = self.config[self.subcommand]
+        if config.get("run_name") is None:
+            config.run_name = self._default_run_name(config)  # recorded in the run's config.yaml
+        logger = config.trainer.get("logger")
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None:
+            return
+        if init_args.get("save_dir", None) == "." and "save_dir" in init_args:
+            init_args["save_dir"] = self._root_dir()  # e.g. WandbLogger's default: not the working directory
+        if self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
+            # a logger with run folders (CSV, TensorBoard): resume in the newest one
+            init_args["version"] = newest_version(Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs"))
+
+    def _default_run_name(self, config) -> str:
+        recipes = config.get("config") or []
+        if recipes:
+            return Path(str(recipes[-1])).stem
+        return str(config.model.class_path).rsplit(".", 1)[-1].lower()
+
+    def _root_dir(self) -> str:
+        return str(self.config[self.subcommand].trainer.get("default_root_dir") or RUNS_DIR)
+
+    def _resuming(self) -> bool:
+        return self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last"
 
     def _option(self, key: str):
         return self.config_init[self.subcommand][key] if self.subcommand else self.config_init[key]
@@ -133,16 +168,41 @@ class ZooCLI(LightningCLI):
                 monitor=self.plain_model.monitor,
                 mode=self.plain_model.monitor_mode,
                 patience=self._option("patience"),
-                lr_monitor=trainer_cfg.get("logger") not in (None, False),
+                lr_monitor=trainer_cfg.get("logger") is not False,
                 progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
                 last_every_n_steps=self._option("checkpoint_every_n_steps"),
             )
+        if trainer_cfg.get("logger") in (None, True):  # the zoo's default logger: CSV, in the run folder
+            root = Path(self._root_dir()) / self._option("run_name")
+            kwargs.setdefault("logger", CSVLogger(save_dir=root.parent, name=root.name,
+                                                  version=newest_version(root) if self._resuming() else None))
         if trainer_cfg.get("strategy") == "ddp":
             # A rank that dies leaves the others blocked in a collective; the timeout bounds that wait.
             kwargs.setdefault("strategy", DDPStrategy(timeout=timedelta(seconds=self._option("ddp_timeout"))))
         if not trainer_cfg.get("plugins"):
             kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        if self._resuming():
+            self.config_init.fit.ckpt_path = str(self._last_checkpoint())
+
+    def _last_checkpoint(self) -> Path:
+        """The run's ``last.ckpt`` for ``--ckpt_path last``; an error that says where it looked if there is none."""
+        last = next((cb for cb in self.trainer.callbacks if isinstance(cb, LastCheckpoint)), None)
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "checkpoints"
+        if last is not None and last.dirpath is not None:
+            folder = last.dirpath
+        path = folder / LastCheckpoint.FILE_NAME
+        if path.is_file():
+            return path
+        runs = folder.parent.parent
+        others = sorted(str(p) for p in runs.glob(f"version_*/checkpoints/{LastCheckpoint.FILE_NAME}"))
+        hint = f" Other runs there have one: {', '.join(others)} (pass it as --ckpt_path)." if others else ""
+        raise UsageError(
+            f"--ckpt_path last: there is nothing to resume, {path} does not exist.{hint} Start a new run "
+            "without --ckpt_path, or check --trainer.default_root_dir and --run_name (they say where runs are)."
+        )
 
     def after_fit(self) -> None:
         if not (self._option("test_after_fit") or self._option("publish")):
@@ -226,18 +286,42 @@ def _evaluate(argv: list[str]) -> int:
     return 0 if ok else 1
 
 
+# Lines Lightning prints for programmers on every run; a user of the zoo command has nothing to do about them.
+PROGRAMMER_LOG_LINES = {
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:",),  # an advertisement for another logger
+    "lightning.pytorch.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
+}
+PROGRAMMER_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)",)  # Lightning's own use of a deprecated torch API
+
+
+def quiet_programmer_messages() -> None:
+    """Keep the lines meant for programmers, not users, out of the zoo command's output."""
+    for name, prefixes in PROGRAMMER_LOG_LINES.items():
+        logging.getLogger(name).addFilter(lambda record, prefixes=prefixes: not str(record.msg).startswith(prefixes))
+    for message in PROGRAMMER_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     keep_freed_memory()  # this process is the zoo's: no page faults for memory freed by each step (zoo.malloc)
     # In-memory datasets need no worker processes; Lightning's hint about workers does not apply.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    quiet_programmer_messages()
     if argv[:1] == ["list"]:
         return _list()
     if argv[:1] == ["evaluate"]:
         return _evaluate(argv[1:])
     if not argv or argv[0] in ("-h", "--help"):
         print("zoo list | zoo evaluate NAME | zoo {fit,validate,test,predict} --config RECIPE.yaml [overrides]\n")
-    ZooCLI(args=argv)
+    try:
+        # args=None when the arguments are the process's own: LightningCLI then reads sys.argv itself
+        # (and has no reason to warn that arguments were passed twice).
+        ZooCLI(args=None if from_command_line else argv)
+    except UsageError as err:
+        print(f"zoo: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
