@@ -78,6 +78,36 @@ def test_torchvision_weights_by_name_from_the_hub_cache(tmp_path, monkeypatch):
     assert torch.equal(ours.net.features[0].weight, theirs.features[0].weight)
 
 
+@pytest.mark.parametrize("name", ["alexnet", "vgg11"])
+def test_imagenet_weights_without_num_classes_keep_their_head_and_class_names(name, tmp_path, monkeypatch):
+    """The default a user gets: torchvision's 1,000-class head and categories, outputs equal to torchvision's."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    theirs = _random_torchvision(name)
+    enum = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(theirs.state_dict(), cache / Path(enum.url).name)
+    ours = zoo.create_model(name, weights="IMAGENET1K_V1").eval()
+    assert ours.net.head.out_features == 1000 and ours.hparams.num_classes == 1000
+    assert ours.class_names == enum.meta["categories"] and ours.class_names[0] == "tench"
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(_imagenet_normalize(x)), rtol=1e-4, atol=1e-5)
+    # a checkpoint rebuilds the same model: the resolved head and names are hyperparameters, weights are not
+    again = type(ours)(**ours.hparams)
+    assert again.net.head.out_features == 1000 and again.class_names == ours.class_names
+    # another number of classes replaces the head, and the ImageNet names no longer apply
+    replaced = zoo.create_model(name, weights="IMAGENET1K_V1", num_classes=5)
+    assert replaced.net.head.out_features == 5 and replaced.class_names is None
+    named = zoo.create_model(name, weights="IMAGENET1K_V1", num_classes=2, class_names=["cat", "dog"])
+    assert named.class_names == ["cat", "dog"]
+
+
+def test_class_names_must_match_the_head():
+    with pytest.raises(ValueError, match="class_names must name each of the 10 outputs, got 2 names"):
+        zoo.create_model("alexnet_small", in_channels=1, image_size=28, class_names=["a", "b"])
+
+
 def test_missing_torchvision_weights_fail_fast_with_advice(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # empty cache, and no network here
     start = time.monotonic()

@@ -23,3 +23,32 @@ def test_wheel_install_ships_the_weights(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == str(target / "zoo" / "_weights")
     assert out.split()[1] == "10" and "lenet5_mnist" in out
+
+
+def _lower_bounds() -> dict[str, str]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    bounds = {}
+    for requirement in requirements:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?>=([0-9.]+)", requirement.replace(" ", ""))
+        assert match, f"{requirement!r}: every dependency needs a tested lower bound (name>=version)"
+        bounds[match.group(1).lower()] = match.group(3)
+    return bounds
+
+
+def test_every_lower_bound_is_the_version_ci_installs():
+    pinned = {}
+    for line in (REPO / ".ci/lowest.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name.lower()] = version
+    from packaging.version import Version
+
+    bounds = _lower_bounds()
+    assert set(pinned) == set(bounds)
+    for name, version in bounds.items():
+        assert Version(pinned[name]) == Version(version), f"{name}: pyproject says >={version}, CI installs {pinned[name]}"
+    assert "--constraint .ci/lowest.txt" in (REPO / ".ci/run").read_text()

@@ -27,6 +27,7 @@ or the zoo's own weights (a shipped name or a ``save_pretrained`` folder, with t
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from collections.abc import Callable, Iterator
@@ -117,6 +118,18 @@ class WeightsSource:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     hparams: dict = field(default_factory=dict)  # the source zoo model's hyperparameters, if any
+    num_classes: int | None = None  # outputs of the weights' own head, when known without loading
+    class_names: tuple[str, ...] | None = None  # what those outputs mean, in order
+
+    def __post_init__(self) -> None:
+        self.load = functools.cache(self.load)  # the head size may be read before the weights are loaded
+
+    def head_size(self, head_key: str) -> int | None:
+        """Outputs of the head stored under ``head_key`` (loads the weights if the metadata does not say)."""
+        if self.num_classes is None:
+            head = self.load().get(head_key)
+            self.num_classes = None if head is None else int(head.shape[0])
+        return self.num_classes
 
 
 def _torchvision_enum(arch: str, name: str):
@@ -192,16 +205,20 @@ def resolve_weights(arch: str, weights: str) -> WeightsSource:
     if path.is_dir() or weights in read_manifest():
         model = load_pretrained(weights)
         hp = dict(model.hparams)
+        names = hp.get("class_names")
         return WeightsSource(f"zoo weights {weights!r}", lambda: model.net.state_dict(), mean=hp.get("mean"),
-                             std=hp.get("std"), hparams=hp)
+                             std=hp.get("std"), hparams=hp, num_classes=hp.get("num_classes"),
+                             class_names=tuple(names) if names else None)
     entry = _torchvision_enum(arch, weights)
     if entry is None:
         raise PretrainedWeightsError(
             f"weights={weights!r} is not a file, a save_pretrained folder, shipped zoo weights or one of "
             f"torchvision's {arch} weights ('DEFAULT', or an enum name such as 'IMAGENET1K_V1')")
     transforms = entry.transforms()
+    categories = tuple(entry.meta["categories"])
     return WeightsSource(f"torchvision {entry}", lambda: _load_torchvision(entry), min_size=min(entry.meta["min_size"]),
-                         mean=tuple(transforms.mean), std=tuple(transforms.std))
+                         mean=tuple(transforms.mean), std=tuple(transforms.std), num_classes=len(categories),
+                         class_names=categories)
 
 
 def load_into(net: nn.Module, source: WeightsSource, num_classes: int) -> None:
@@ -360,6 +377,25 @@ def input_settings(source: WeightsSource | None, arch_min_size: int, image_size:
     if source is not None and kwargs.get("mean") is None and kwargs.get("std") is None and source.mean is not None:
         kwargs["mean"], kwargs["std"] = list(source.mean), list(source.std)
     return resize_to
+
+
+TORCHVISION_HEAD = "classifier.6.weight"  # FC8 of AlexNet and VGG in torchvision's layout
+
+
+def head_settings(source: WeightsSource | None, num_classes: int | None, class_names, default: int = 10,
+                  head_key: str = TORCHVISION_HEAD) -> tuple[int, list[str] | None]:
+    """``num_classes`` and ``class_names`` of a model built from ``source``.
+
+    Without ``num_classes`` the weights' own head is kept, with its class names (ImageNet's 1,000
+    categories for torchvision's weights), as torchvision does; without weights it is ``default``.
+    A different ``num_classes`` gets a fresh head, whose classes only the caller can name.
+    """
+    stored = source.head_size(head_key) if source is not None else None
+    if num_classes is None:
+        num_classes = stored if stored is not None else default
+    if class_names is None and source is not None and source.class_names and num_classes == stored:
+        class_names = list(source.class_names)
+    return num_classes, class_names
 
 
 # ----------------------------------------------------------------------------- gradual unfreezing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.finetune import FineTuneMixin, prepare_pretrained
+from zoo.finetune import FineTuneMixin, head_settings, prepare_pretrained
 from zoo.models.supervised import SupervisedModule
 from zoo.nets.alexnet import IMAGENET, SMALL, AlexNetNet
 
@@ -26,7 +26,11 @@ class AlexNet(FineTuneMixin, SupervisedModule):
         finetune: ``full``, ``feature_extractor``, ``top<k>`` or ``gradual`` (see :mod:`zoo.finetune`).
         backbone_lr_scale: learning rate of the conv layers relative to ``lr``.
         unfreeze_every: epochs between unfreezing steps (``finetune="gradual"``).
-        **kwargs: ``num_classes``, optimiser and normalisation settings of
+        num_classes: outputs of the head. None: the head of ``weights`` is kept with its class
+            names (ImageNet's 1,000 for torchvision's weights); 10 without weights. Another
+            number replaces the pretrained head with a fresh one.
+        class_names: what each output means, in order (None: the weights', when their head is kept).
+        **kwargs: optimiser and normalisation settings of
             :class:`~zoo.models.supervised.SupervisedModule`. With ``weights`` and no mean/std,
             the weights' own normalisation (ImageNet's) is applied.
     """
@@ -43,12 +47,15 @@ class AlexNet(FineTuneMixin, SupervisedModule):
         finetune: str = "full",
         backbone_lr_scale: float = 1.0,
         unfreeze_every: int = 1,
+        num_classes: int | None = None,
+        class_names: list[str] | None = None,
         **kwargs,
     ) -> None:
         cfg = SMALL if small else IMAGENET
         source, resize_to = prepare_pretrained("alexnet", weights, in_channels, cfg.min_size, image_size, resize_to, kwargs)
+        num_classes, class_names = head_settings(source, num_classes, class_names)
         weights = None  # noqa: F841 - recorded as None by save_hyperparameters (see Args)
-        super().__init__(**kwargs)
+        super().__init__(num_classes=num_classes, class_names=class_names, **kwargs)
         net_channels = in_channels if small else 3
         self.input_shape = (in_channels, image_size, image_size)
         self.net = AlexNetNet(self.hparams.num_classes, net_channels, small, dropout, hidden_size)

@@ -46,6 +46,7 @@ class SupervisedModule(ZooModule):
         scheduler: none, cosine, onecycle or step (see :func:`zoo.optim.build_scheduler`).
         mean: per-channel input mean subtracted inside the model (None: no normalisation).
         std: per-channel input standard deviation.
+        class_names: the name of each class, in output order (None: unnamed); kept with the weights.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class SupervisedModule(ZooModule):
         scheduler: str = "none",
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if task not in ("multiclass", "binary", "regression"):
@@ -74,7 +76,11 @@ class SupervisedModule(ZooModule):
         if not l1 >= 0:
             raise ValueError(f"l1 must be >= 0, got {l1}")
         check_optim_args(optimizer, lr, weight_decay, momentum, scheduler)
+        expected_names = 2 if task == "binary" else num_classes
+        if class_names is not None and len(class_names) != expected_names:
+            raise ValueError(f"class_names must name each of the {expected_names} outputs, got {len(class_names)} names")
         self.save_hyperparameters()
+        self.class_names = list(class_names) if class_names is not None else None
         self._register_normalization(mean, std)
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes

@@ -6,7 +6,7 @@ strategies in :mod:`zoo.finetune`.
 
 from __future__ import annotations
 
-from zoo.finetune import FineTuneMixin, prepare_pretrained
+from zoo.finetune import FineTuneMixin, head_settings, prepare_pretrained
 from zoo.models.supervised import SupervisedModule
 from zoo.nets.vgg import CFGS, MIN_SIZE, VGGNet
 
@@ -32,7 +32,11 @@ class VGG(FineTuneMixin, SupervisedModule):
         finetune: ``full``, ``feature_extractor``, ``top<k>`` (k of the 5 stages) or ``gradual``.
         backbone_lr_scale: learning rate of the conv stages relative to ``lr``.
         unfreeze_every: epochs between unfreezing steps (``finetune="gradual"``).
-        **kwargs: ``num_classes``, optimiser and normalisation settings of
+        num_classes: outputs of the head. None: the head of ``weights`` is kept with its class
+            names (ImageNet's 1,000 for torchvision's weights); 10 without weights. Another
+            number replaces the pretrained head with a fresh one.
+        class_names: what each output means, in order (None: the weights', when their head is kept).
+        **kwargs: optimiser and normalisation settings of
             :class:`~zoo.models.supervised.SupervisedModule`. With ``weights`` and no mean/std,
             the weights' own normalisation (ImageNet's) is applied.
     """
@@ -52,14 +56,17 @@ class VGG(FineTuneMixin, SupervisedModule):
         finetune: str = "full",
         backbone_lr_scale: float = 1.0,
         unfreeze_every: int = 1,
+        num_classes: int | None = None,
+        class_names: list[str] | None = None,
         **kwargs,
     ) -> None:
         if depth not in CFGS:
             raise ValueError(f"depth must be one of {sorted(CFGS)}, got {depth}")
         arch = f"vgg{depth}" + ("_bn" if batch_norm else "")
         source, resize_to = prepare_pretrained(arch, weights, in_channels, MIN_SIZE, image_size, resize_to, kwargs)
+        num_classes, class_names = head_settings(source, num_classes, class_names)
         weights = None  # noqa: F841 - recorded as None by save_hyperparameters (see Args)
-        super().__init__(**kwargs)
+        super().__init__(num_classes=num_classes, class_names=class_names, **kwargs)
         self.input_shape = (in_channels, image_size, image_size)
         self.net = VGGNet(depth, batch_norm, self.hparams.num_classes, 3, dropout, width_divisor, hidden_size, pooled_size)
         self.setup_finetuning(finetune, backbone_lr_scale, unfreeze_every, 3, resize_to, source)
