@@ -96,18 +96,18 @@ def test_bad_config_value_is_refused_with_the_field_named(in_tmp):
     assert result.returncode != 0 and "lr must be > 0, got -1" in result.stderr
 
 
-@pytest.mark.parametrize("logger, produced", [
-    ("lightning.pytorch.loggers.TensorBoardLogger", "events.out.tfevents"),
-    ("lightning.pytorch.loggers.WandbLogger", "wandb"),
-])
-def test_other_loggers(logger, produced, in_tmp):
-    init_args = {"save_dir": str(in_tmp)}
-    if "Wandb" in logger:
-        init_args.update(offline=True, project="zoo-test")
-    run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "1",
-            f"--trainer.logger={json.dumps({'class_path': logger, 'init_args': init_args})}",
+@pytest.mark.parametrize("flags, produced", [
+    ([f"--trainer.logger={json.dumps({'class_path': 'lightning.pytorch.loggers.TensorBoardLogger', 'init_args': {'save_dir': 'tb'}})}"],
+     "tb/lightning_logs/version_0/events.out.tfevents"),
+    # as the README writes it: save_dir left at WandbLogger's default "."
+    (["--trainer.logger", "lightning.pytorch.loggers.WandbLogger", "--trainer.logger.offline", "true"], "runs/wandb/"),
+], ids=["tensorboard", "wandb"])
+def test_other_loggers(flags, produced, in_tmp):
+    run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "1", *flags,
             cwd=in_tmp, env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
-    assert any(produced in str(p) for p in Path(in_tmp).rglob("*"))
+    written = [str(p.relative_to(in_tmp)) for p in Path(in_tmp).rglob("*") if p.is_file()]
+    assert any(path.startswith(produced) for path in written), written
+    assert {path.split("/")[0] for path in written} == {produced.split("/")[0]}  # nothing else in the cwd
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")))

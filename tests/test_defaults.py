@@ -111,7 +111,7 @@ def test_the_zoo_command_prints_no_messages_meant_for_programmers(tmp_path):
 
 
 RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.yaml"))
-# Needs torchvision's 528 MB ImageNet VGG-16 file and a folder of images: it is parsed, not run, here.
+# Needs torchvision's ImageNet VGG-16 file and a folder of images: tests/test_readme.py runs it with both.
 NOT_RUN = {"transfer_vgg16_folder.yaml"}
 
 

@@ -241,24 +241,6 @@ def test_deferred_nan_guard_names_the_first_bad_step_and_keeps_the_last_good_che
         StopOnNonFiniteLoss(check_every_n_steps=0)
 
 
-def test_progress_bar_reads_logged_values_only_when_they_can_change(tmp_path, monkeypatch):
-    from lightning.pytorch.callbacks import RichProgressBar
-
-    from zoo.callbacks import ZooProgressBar
-
-    reads, moves = [], []
-    original = RichProgressBar.on_train_batch_end
-    monkeypatch.setattr(RichProgressBar, "on_train_batch_end",
-                        lambda self, trainer, *args: (reads.append(trainer.global_step), original(self, trainer, *args)))
-    monkeypatch.setattr(RichProgressBar, "_update", lambda self, bar, current, *a, **k: moves.append(current))
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
-                        max_epochs=2, limit_val_batches=0, log_every_n_steps=50, callbacks=[ZooProgressBar()],
-                        default_root_dir=tmp_path)
-    trainer.fit(zoo.create_model("lenet5"), datamodule=RandomImages())
-    assert reads == [3, 6]  # each epoch's last batch of 3; no step of 50 comes up
-    assert moves.count(1) == moves.count(2) == 2  # the bar itself moved on every batch
-
-
 _FAULTS_PER_STEP = """
 import ctypes, resource
 import zoo.malloc

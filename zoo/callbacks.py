@@ -25,23 +25,6 @@ def is_logging_step(trainer) -> bool:
     return bool(connector.should_update_logs or trainer.fast_dev_run)
 
 
-class ZooProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, reading the logged values only on the steps they can change.
-
-    ``RichProgressBar`` turns every progress-bar metric into a Python number after every training
-    batch: on a 2-core CPU that reading costs about 35 µs a step, and on a GPU it makes the host
-    wait for the device every step. Zoo models log training values on the loggers' steps, so this bar moves
-    every batch but reads the values only on those steps and on the epoch's last batch.
-    """
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        last = batch_idx + 1 >= self.total_train_batches
-        if self.train_progress_bar_id is None or last or is_logging_step(trainer):
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        else:
-            self._update(self.train_progress_bar_id, batch_idx + 1)
-
-
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/Inf loss; the message names the step and the last good checkpoint."""
 
@@ -143,7 +126,7 @@ def default_callbacks(
         patience: validation rounds without improvement before stopping; None disables early stopping.
         dirpath: checkpoint folder; None puts it in the logger's run folder.
         lr_monitor: log the learning rate (needs a logger).
-        progress_bar: use a rich progress bar (:class:`ZooProgressBar`).
+        progress_bar: use Lightning's rich progress bar.
         last_every_n_steps: also refresh ``last.ckpt`` every this many training steps, so that a
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
 
@@ -174,7 +157,7 @@ def default_callbacks(
     if lr_monitor:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if progress_bar:
-        callbacks.append(ZooProgressBar())
+        callbacks.append(RichProgressBar())
     return callbacks
 
 

@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
-from zoo.callbacks import default_callbacks
+from zoo.callbacks import NonFiniteLossError, default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from zoo.malloc import keep_freed_memory
 from zoo.models.base import ZooModule
@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"zoo: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as err:  # the message says what happened and what to try; no traceback needed
+        print(f"zoo: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -173,7 +173,10 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         if on_device and num_workers > 0:
             raise ValueError(f"on_device=True needs num_workers=0 (worker processes cannot gather from GPU memory), got {num_workers}")
-        self.save_hyperparameters()
+        # Not sent to the loggers: Lightning logs the model's and the DataModule's hyperparameters as
+        # one dict and refuses names that both have with different values (image_size, weights). The
+        # run's config.yaml and the checkpoint keep the DataModule's settings.
+        self.save_hyperparameters(logger=False)
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
         self.datasets: dict[str, TensorBatchDataset] = {}

@@ -173,8 +173,10 @@ class ZooModule(L.LightningModule):
         Under a Trainer, training batches are checked once per epoch, on the first batch: one
         training run's batches share their type, dtype and shape, and the range check reads values
         (a device sync). Every other call, evaluation and inference included, checks every input.
+        Graphs traced by ``torch.compile`` or ``torch.export`` leave the checks out: they read tensor
+        values and raise Python errors, which such graphs cannot hold; the eager model keeps them.
         """
-        if self._input_checked_in_training and self.training:
+        if torch.compiler.is_compiling() or (self._input_checked_in_training and self.training):
             return
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):

@@ -1,0 +1,117 @@
+"""Every command in the README's shell blocks is run by the test suite, as written."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+CI_RUN = (REPO / ".ci/run").read_text()
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's ```bash blocks, in order: comments dropped, continued lines joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            command = re.sub(r"\s+#\s.*$", "", line).strip()
+            if command and not command.startswith("#"):
+                commands.append(re.sub(r"\s+", " ", command))
+    return commands
+
+
+# Run one after another in one folder by test_readme_commands_run_as_written: each line's outputs are
+# there for the next (the resume continues the newest run, the test reads version_0's checkpoint).
+RUN_IN_ORDER = [
+    "zoo fit --config recipes/lenet5_digits.yaml",
+    "zoo evaluate lenet5_mnist",
+    "zoo list",
+    "zoo fit --config recipes/lenet5_digits.yaml --trainer.max_epochs 3 --model.init_args.lr 0.01",
+    "zoo fit --config recipes/lenet5_digits.yaml --ckpt_path last",
+    "zoo test --config recipes/lenet5_digits.yaml --ckpt_path runs/lenet5_digits/version_0/checkpoints/last.ckpt",
+    "zoo fit --config recipes/lenet5_digits.yaml --trainer.default_root_dir experiments",
+    "zoo fit --config recipes/lenet5_digits.yaml --print_config",
+    "zoo evaluate mlp_mnist",
+    "zoo fit --config recipes/lenet5_digits.yaml --trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp",
+    "torchrun --standalone --nproc_per_node 2 -m zoo.cli fit --config recipes/lenet5_digits.yaml "
+    "--trainer.accelerator cpu --trainer.devices 2",
+]
+VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
+# Commands that are .ci/run's own job: the install and the test command.
+RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", "python -m pytest"]
+
+
+def test_every_readme_command_is_run_by_the_suite():
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *RUN_BY_CI}
+
+
+def test_ci_installs_and_tests_the_way_the_readme_says():
+    assert 'install --quiet --disable-pip-version-check "$@" -e ".[dev]"' in CI_RUN
+    assert "python -m pytest)" in CI_RUN and "export ZOO_DATA_DIR=" in CI_RUN
+
+
+def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    argv = shlex.split(command)
+    executable = shutil.which(argv[0])
+    assert executable, f"{argv[0]} is not on PATH: install the project (pip install -e '.[dev]') in this environment"
+    result = subprocess.run([executable, *argv[1:]], cwd=cwd, env={**os.environ, **env}, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture
+def user_folder(tmp_path) -> Path:
+    """A folder of the user's own, with the recipes beside it as in a clone of the repository."""
+    (tmp_path / "recipes").symlink_to(REPO / "recipes")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_readme_commands_run_as_written(user_folder, data_dir):
+    env = {"ZOO_DATA_DIR": str(data_dir)}
+    outputs = {command: _run(command, user_folder, env).stdout for command in RUN_IN_ORDER}
+
+    assert "test/acc = " in outputs[RUN_IN_ORDER[0]]
+    assert "ok" in outputs["zoo evaluate lenet5_mnist"] and "MISMATCH" not in outputs["zoo evaluate mlp_mnist"]
+    assert "lenet5_mnist" in outputs["zoo list"]
+    runs = user_folder / "runs/lenet5_digits"
+    # quickstart, the 3-epoch run (then resumed in place), the test, the DDP run and the torchrun run
+    assert sorted(p.name for p in runs.iterdir()) == [f"version_{i}" for i in range(5)]
+    resumed = torch.load(runs / "version_1/checkpoints/last.ckpt", weights_only=True)
+    assert resumed["epoch"] > 3  # the 3-epoch run went on to the recipe's own number of epochs
+    assert (user_folder / "experiments/lenet5_digits/version_0/checkpoints/last.ckpt").is_file()
+    assert "class_path: zoo.models.LeNet5" in outputs["zoo fit --config recipes/lenet5_digits.yaml --print_config"]
+    assert sorted(p.name for p in user_folder.iterdir()) == ["experiments", "recipes", "runs"]
+
+
+@pytest.mark.slow
+def test_readme_vgg16_folder_command_runs_as_written(user_folder, tmp_path):
+    """ImageNet VGG-16 fine-tuned on a folder of images; the weights are random ones in torchvision's cache."""
+    import torchvision
+    from PIL import Image
+
+    torch_home = tmp_path / "torch_home"
+    cache = torch_home / "hub/checkpoints"
+    cache.mkdir(parents=True)
+    url = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url
+    torch.manual_seed(0)
+    torch.save(torchvision.models.vgg16(weights=None).state_dict(), cache / Path(url).name)
+    generator = torch.Generator().manual_seed(0)
+    for c, name in enumerate(("circle", "square", "stripes")):
+        folder = user_folder / "path/to/images" / name
+        folder.mkdir(parents=True)
+        for i in range(3):
+            pixels = torch.randint(0, 256, (40, 40, 3), dtype=torch.uint8, generator=generator) // (c + 1)
+            Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    out = _run(VGG_FOLDER, user_folder, {"TORCH_HOME": str(torch_home)}).stdout
+    assert "Test results of the best checkpoint" in out
+    config = (user_folder / "runs/transfer_vgg16_folder/version_0/config.yaml").read_text()
+    assert "num_classes: 3" in config
