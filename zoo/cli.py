@@ -127,7 +127,7 @@ class ZooCLI(LightningCLI):
         init_args = getattr(logger, "init_args", None)
         if init_args is None:
             return
-        if init_args.get("save_dir", None) == "." and "save_dir" in init_args:
+        if init_args.get("save_dir") == ".":
             init_args["save_dir"] = self._root_dir()  # e.g. WandbLogger's default: not the working directory
         if self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
             # a logger with run folders (CSV, TensorBoard): resume in the newest one
