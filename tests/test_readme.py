@@ -5,6 +5,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,8 @@ def test_ci_installs_and_tests_the_way_the_readme_says():
 
 def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     argv = shlex.split(command)
-    executable = shutil.which(argv[0])
+    # the environment's own console scripts first (a virtual environment need not be activated)
+    executable = shutil.which(argv[0], path=str(Path(sys.executable).parent)) or shutil.which(argv[0])
     assert executable, f"{argv[0]} is not on PATH: install the project (pip install -e '.[dev]') in this environment"
     result = subprocess.run([executable, *argv[1:]], cwd=cwd, env={**os.environ, **env}, capture_output=True,
                             text=True, timeout=900)

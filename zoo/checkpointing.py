@@ -28,12 +28,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             tmp.unlink(missing_ok=True)
 
 
+def checkpoint_dir(trainer) -> Path:
+    """The run's checkpoint folder, where Lightning's ``ModelCheckpoint`` puts its files too:
+    ``<save_dir>/<name>/<version>/checkpoints`` of the first logger, else ``<default_root_dir>/checkpoints``.
+
+    Call it on every rank: under DDP the folder is rank zero's (a broadcast).
+    """
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+        folder = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version / "checkpoints"
+    else:
+        folder = Path(trainer.default_root_dir) / "checkpoints"
+    return Path(trainer.strategy.broadcast(str(folder)))
+
+
 class LastCheckpoint(Checkpoint):
     """Keep ``last.ckpt`` current: after every training epoch and, if asked, every N training steps.
 
     This is what ``zoo fit --ckpt_path last`` resumes from, so a crash loses at most the epoch (or
-    the N steps) in progress. The file goes to ``dirpath``, by default the ``checkpoints`` folder
-    of the run (``<trainer.log_dir>/checkpoints``, where Lightning's ``ModelCheckpoint`` writes).
+    the N steps) in progress. The file goes to ``dirpath``, by default the run's checkpoint folder
+    (:func:`checkpoint_dir`, beside the best checkpoint).
 
     Args:
         dirpath: folder of ``last.ckpt``; None: the run's ``checkpoints`` folder.
@@ -56,8 +71,7 @@ class LastCheckpoint(Checkpoint):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if self.dirpath is None:
-            # Every rank asks: under DDP, Trainer.log_dir is a broadcast (a collective call).
-            self.dirpath = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
+            self.dirpath = checkpoint_dir(trainer)
 
     def _save(self, trainer) -> None:
         path = self.dirpath / self.FILE_NAME

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import pickle
 import sys
 import warnings
@@ -27,7 +28,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import NonFiniteLossError, default_callbacks
-from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint
+from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
 from zoo.malloc import keep_freed_memory
 from zoo.models.base import ZooModule
 
@@ -129,6 +130,11 @@ class ZooCLI(LightningCLI):
             return
         if init_args.get("save_dir") == ".":
             init_args["save_dir"] = self._root_dir()  # e.g. WandbLogger's default: not the working directory
+        if str(logger.class_path).endswith("WandbLogger") and init_args.get("save_dir"):
+            # Older wandb releases write part of their files under $WANDB_DIR (default: the cwd) whatever
+            # save_dir says, and fall back to the system's temporary folder when save_dir does not exist yet.
+            Path(init_args["save_dir"]).mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("WANDB_DIR", str(init_args["save_dir"]))
         if self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
             # a logger with run folders (CSV, TensorBoard): resume in the newest one
             init_args["version"] = newest_version(Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs"))
@@ -190,9 +196,7 @@ class ZooCLI(LightningCLI):
     def _last_checkpoint(self) -> Path:
         """The run's ``last.ckpt`` for ``--ckpt_path last``; an error that says where it looked if there is none."""
         last = next((cb for cb in self.trainer.callbacks if isinstance(cb, LastCheckpoint)), None)
-        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "checkpoints"
-        if last is not None and last.dirpath is not None:
-            folder = last.dirpath
+        folder = last.dirpath if last is not None and last.dirpath is not None else checkpoint_dir(self.trainer)
         path = folder / LastCheckpoint.FILE_NAME
         if path.is_file():
             return path
