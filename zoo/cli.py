@@ -38,7 +38,7 @@ import zoo.models  # noqa: E402,F401
 
 ZOO_ONLY_FLAGS = ("--publish", "--weights_dir")
 RUNS_DIR = "runs"  # default_root_dir when the user gives none
-RESOLVED_CKPT_NAMES = ("best", "hpc")  # names Lightning resolves itself; "last" the zoo resolves
+CKPT_NAMES = ("last", "best", "hpc")  # not files: "last" the zoo resolves (ZooCLI.before_fit), the others Lightning
 
 
 class UsageError(RuntimeError):
@@ -51,7 +51,7 @@ class CheckpointError(UsageError):
 
 def check_checkpoint_file(ckpt_path) -> None:
     """Refuse a ``--ckpt_path`` that is missing, truncated or not a checkpoint, before anything runs."""
-    if not ckpt_path or ckpt_path == "last" or ckpt_path in RESOLVED_CKPT_NAMES:
+    if not ckpt_path or ckpt_path in CKPT_NAMES:
         return
     if not Path(ckpt_path).is_file():
         raise CheckpointError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
