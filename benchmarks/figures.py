@@ -16,7 +16,7 @@ import torch
 from torchvision.utils import save_image
 
 import zoo
-from zoo.callbacks import image_grid, pair_grid
+from zoo.drawing import image_grid, pair_grid
 from zoo.data import MNISTDataModule
 
 

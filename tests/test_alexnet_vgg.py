@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 import zoo
 from zoo.evaluate import evaluate_pretrained
-from zoo.finetune import IMAGENET_MEAN, IMAGENET_STD, PretrainedWeightsError
+from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, PretrainedWeightsError
 from zoo.nets.alexnet import AlexNetNet
 from zoo.nets.vgg import VGGNet
 from zoo.weights import WeightsError, read_manifest
@@ -56,7 +56,7 @@ def test_vgg_from_a_pth_file_equals_torchvision(name, tmp_path):
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(_imagenet_normalize(x)), rtol=1e-4, atol=1e-5)
-    assert ours.hparams.mean == list(IMAGENET_MEAN) and ours.hparams.weights is None
+    assert ours.hparams.mean == list(IMAGENET_MEAN) and "weights" not in ours.hparams
 
 
 def test_torchvision_weights_by_name_from_the_hub_cache(tmp_path, monkeypatch):

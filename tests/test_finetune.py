@@ -38,8 +38,8 @@ def _names(model, stages):
 ])
 def test_each_strategy_trains_exactly_its_parameters(strategy, stages):
     model = _vgg(finetune=strategy)
-    assert model.num_blocks == 5
-    assert model.trainable_parameter_names() == _names(model, stages)
+    assert model.finetuning.num_stages == 5
+    assert model.finetuning.trainable_parameter_names(model) == _names(model, stages)
     requiring_grad = {n for n, p in model.named_parameters() if p.requires_grad}
     # gradual keeps requires_grad everywhere (DDP fixes that set when it wraps the model)
     assert requiring_grad == (set(dict(model.named_parameters())) if strategy == "gradual" else _names(model, stages))
@@ -53,7 +53,7 @@ class _Probe(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == 0:
-            self.frozen[trainer.current_epoch] = pl_module.frozen_blocks
+            self.frozen[trainer.current_epoch] = pl_module.finetuning.frozen_stages
             self.bn_training[trainer.current_epoch] = [m.training for m in pl_module.net.features
                                                        if isinstance(m, torch.nn.BatchNorm2d)]
 
@@ -68,7 +68,7 @@ def test_static_strategy_updates_only_its_parameters_and_keeps_frozen_bn_in_eval
     quiet_trainer(tmp_path, max_epochs=2, callbacks=[probe]).fit(model, datamodule=RandomImages(shape=(3, 32, 32)))
     assert probe.bn_training == {0: [False] * 6 + [True] * 2, 1: [False] * 6 + [True] * 2}
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
-    trainable = model.trainable_parameter_names()
+    trainable = model.finetuning.trainable_parameter_names(model)
     assert trainable <= changed
     frozen_state = {k for k in before if k.startswith("net.features.") and k.rsplit(".", 1)[0] + ".weight" not in trainable}
     assert not frozen_state & changed  # frozen weights and BN running statistics untouched
@@ -121,7 +121,7 @@ def test_gradual_unfreezing_schedule_survives_a_resume(tmp_path):
 def test_gradual_unfreezing_under_two_process_ddp(in_tmp):
     """lenet5_mnist -> digits with gradual unfreezing: the block unfrozen at epoch 1 trains, the other stays put."""
     run_zoo(
-        "fit", "--model", "zoo.models.TransferClassifier", "--model.source", "lenet5_mnist",
+        "fit", "--model", "zoo.models.LeNet5", "--weights", "lenet5_mnist", "--new_head", "true",
         "--model.finetune", "gradual", "--model.unfreeze_every", "1", "--model.lr", "0.003",
         "--data", "zoo.data.DigitsDataModule", "--data.batch_size", "64", "--seed_everything", "1",
         "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
@@ -161,7 +161,7 @@ def test_transfer_recipes_share_their_budget():
     assert transfer["data"] == scratch["data"] and transfer["trainer"]["max_epochs"] == scratch["trainer"]["max_epochs"]
     shared = ("optimizer", "lr", "weight_decay", "scheduler", "num_classes")
     assert {k: transfer["model"]["init_args"][k] for k in shared} == {k: scratch["model"]["init_args"][k] for k in shared}
-    assert transfer["model"]["init_args"]["source"] == "lenet5_mnist"
+    assert transfer["weights"] == "lenet5_mnist" and transfer["model"]["class_path"] == scratch["model"]["class_path"]
 
 
 def test_folder_recipe_names_real_arguments():

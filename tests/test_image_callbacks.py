@@ -9,16 +9,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image
 
 from tests.fakes import RandomImages, quiet_trainer
-from zoo.callbacks import (
-    PALETTE,
-    LatentInterpolation,
-    LatentScatter,
-    ReconstructionImages,
-    SampleImages,
-    image_grid,
-    pair_grid,
-    scatter_plot,
-)
+from zoo.callbacks import LatentInterpolation, LatentScatter, ReconstructionImages, SampleImages
+from zoo.drawing import PALETTE, image_grid, pair_grid, scatter_plot
 from zoo.models import VAE, Autoencoder
 
 CELL = 28 + 2  # an image and its padding

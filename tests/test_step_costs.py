@@ -1,6 +1,6 @@
 """What keeps training steps cheap must not change what is measured or what is checked.
 
-Metric updates of training steps are applied in batches (ZooModule.defer_update), and training
+Training metrics are logged once per epoch and step values only on the loggers' steps, and training
 inputs are validated on the first batch of each epoch; see benchmarks/overhead.py for the costs. The
 zoo command keeps freed memory for reuse (zoo.malloc), which must end the page faults it is for.
 """
@@ -14,59 +14,13 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
 
 import zoo
 from tests.fakes import RandomImages, quiet_trainer
 from zoo.data.sequence import NoisySineDataModule
 from zoo.malloc import OPT_OUT, USER_SETTINGS
 from zoo.models import LeNet5
-
-
-def _batches(task, n_batches=7, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    for i in range(n_batches):
-        n = 5 + 3 * i  # uneven batch sizes, like a last partial batch
-        if task == "multiclass":
-            yield torch.randn(n, 10, generator=generator), torch.randint(0, 10, (n,), generator=generator)
-        elif task == "binary":
-            yield torch.randn(n, generator=generator), torch.randint(0, 2, (n,), generator=generator)
-        else:
-            yield torch.randn(n, 3, generator=generator), torch.randn(n, 3, generator=generator)
-
-
-@pytest.mark.parametrize("task", ["multiclass", "binary", "regression"])
-def test_deferred_updates_equal_per_step_updates(task):
-    model = zoo.create_model("mlp", task=task, num_classes=3 if task == "regression" else 10)
-    model.update_every_n_steps = 3  # flushes after steps 3 and 6, the rest at the end
-    reference = model.train_metrics.clone()
-    reference_loss = model.train_loss.clone()
-    for step, (preds, target) in enumerate(_batches(task)):
-        model.defer_update("train_metrics", preds.requires_grad_(), target)
-        loss = torch.rand(())
-        model.defer_update("train_loss", loss, target.shape[0])
-        reference.update(preds.detach(), target)
-        reference_loss.update(loss, weight=target.shape[0])
-        assert len(model._pending_updates.get("train_metrics", [])) == (step + 1) % 3
-    model.flush_updates()
-    assert model._pending_updates == {}
-    expected = reference.compute()
-    got = model.train_metrics.compute()
-    assert got.keys() == expected.keys() and len(got) > 0
-    for key in expected:
-        torch.testing.assert_close(got[key], expected[key])
-    torch.testing.assert_close(model.train_loss.compute(), reference_loss.compute())
-
-
-def test_deferred_updates_hold_no_graph_and_flush_when_many_values_wait():
-    model = zoo.create_model("lenet5")
-    model.update_max_values = 100
-    preds = torch.randn(8, 10, requires_grad=True) * 2
-    model.defer_update("train_metrics", preds, torch.zeros(8, dtype=torch.long))
-    held = model._pending_updates["train_metrics"][0][0]
-    assert not held.requires_grad  # a held prediction must not keep its autograd graph alive
-    model.defer_update("train_metrics", preds, torch.zeros(8, dtype=torch.long))  # 16 x 10 values >= 100
-    assert "train_metrics" not in model._pending_updates
-    assert model.train_metrics.compute()["train/acc"] == pytest.approx((preds.argmax(1) == 0).float().mean().item())
 
 
 class _EpochLogs(Callback):
@@ -104,30 +58,91 @@ def _sine():
     ("ae", {}, RandomImages, {"train/loss_epoch"}),
     ("gan", {}, RandomImages, GAN_KEYS),
 ])
-def test_epoch_training_metrics_do_not_depend_on_the_flush_cadence(tmp_path, name, hparams, data, keys):
-    logs = []
-    for every in (1, 1000):  # after every step vs only at the end of each epoch
-        torch.manual_seed(0)
-        model = zoo.create_model(name, **hparams)
-        model.update_every_n_steps = every
-        callback = _EpochLogs()
-        quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(model, datamodule=data())
-        logs.append(callback.logged)
-    assert all(epoch.keys() >= keys for epoch in logs[0]), logs[0]
-    if name == "lenet5":  # updates left pending by an interrupted fit do not leak into the next one
-        torch.manual_seed(0)
-        model = zoo.create_model(name)
-        model.defer_update("train_metrics", torch.zeros(500, 10), torch.ones(500, dtype=torch.long))
-        callback = _EpochLogs()
-        quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(
-            model, datamodule=RandomImages())
-        logs.append(callback.logged)
-    assert all(len(log) == 2 for log in logs)
-    for other in logs[1:]:
-        for expected, got in zip(logs[0], other):
-            assert got.keys() == expected.keys()
-            for key in expected:
-                assert got[key] == pytest.approx(expected[key], rel=1e-6), key
+def test_every_model_logs_its_training_metrics_once_per_epoch(tmp_path, name, hparams, data, keys):
+    torch.manual_seed(0)
+    callback = _EpochLogs()
+    quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(
+        zoo.create_model(name, **hparams), datamodule=data())
+    assert len(callback.logged) == 2
+    assert all(epoch.keys() >= keys for epoch in callback.logged), callback.logged
+
+
+class _Recording(LeNet5):
+    """LeNet-5 that records, for every training step, whether each prediction was right, and the loss."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        x, y = batch
+        with torch.no_grad():  # no dropout: the same logits the step saw (the weights change after it)
+            self.seen.append((self.trainer.current_epoch, self(x).argmax(1) == y, float(loss), len(y)))
+        return loss
+
+
+def test_epoch_training_metrics_are_those_of_the_epochs_steps(tmp_path):
+    model = _Recording()
+    # State left by an epoch that ended in an exception must not leak into the next fit's numbers.
+    model.train_metrics.update(torch.zeros(500, 10), torch.ones(500, dtype=torch.long))
+    model.train_loss.update(torch.tensor(1e6), 500)
+    callback = _EpochLogs()
+    quiet_trainer(tmp_path, max_epochs=2, callbacks=[callback], limit_val_batches=0).fit(model, datamodule=RandomImages())
+    for epoch, logged in enumerate(callback.logged):
+        steps = [step for step in model.seen if step[0] == epoch]
+        assert len(steps) == 3  # RandomImages: 48 training images in batches of 16
+        accuracy = torch.cat([correct for _, correct, _, _ in steps]).float().mean().item()
+        loss = sum(loss * n for _, _, loss, n in steps) / sum(n for _, _, _, n in steps)
+        assert logged["train/acc"] == pytest.approx(accuracy, abs=1e-6)
+        assert logged["train/loss_epoch"] == pytest.approx(loss, rel=1e-5)
+
+
+class _StepsLogged(Logger):
+    """A logger that records the step of every ``*_step`` value it is sent."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    @property
+    def name(self):
+        return "steps"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_metrics(self, metrics, step=None):
+        if any(key.endswith("_step") for key in metrics):
+            self.steps.append(step)
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
+class _LogsEveryStep(LeNet5):
+    """Logs its loss on every step and leaves the cadence to Lightning: the reference."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+        return loss
+
+
+@pytest.mark.parametrize("log_every", [1, 2, 4])
+@pytest.mark.parametrize("name, hparams", [("lenet5", {}), ("gan", dict(d_steps=2))])  # the GAN: 3 steps a batch
+def test_training_step_values_reach_the_loggers_on_lightnings_logging_steps(tmp_path, log_every, name, hparams):
+    recorded = {}
+    for label, model in (("zoo", zoo.create_model(name, **hparams)), ("reference", _LogsEveryStep())):
+        logger = _StepsLogged()
+        trainer = L.Trainer(accelerator="cpu", logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=tmp_path, max_epochs=3,
+                            limit_val_batches=0, log_every_n_steps=log_every)
+        trainer.fit(model, datamodule=RandomImages())
+        recorded[label] = logger.steps
+    assert recorded["zoo"] == recorded["reference"] and len(recorded["zoo"]) == 9 // log_every
 
 
 def test_training_inputs_are_checked_on_the_first_batch_of_every_epoch(tmp_path):
@@ -154,30 +169,6 @@ def test_training_inputs_are_checked_on_the_first_batch_of_every_epoch(tmp_path)
         model(torch.rand(2, 1, 32, 32))
     with pytest.raises(ValueError, match=r"expects values in \[0, 1\]"):
         model(torch.full((2, 1, 28, 28), 255.0))
-
-
-def test_hook_names_skip_module_setattr_and_still_reach_self_log(tmp_path, monkeypatch):
-    names, module_setattr = [], torch.nn.Module.__setattr__
-
-    def counting(self, name, value):
-        if name == "_current_fx_name":
-            names.append(value)
-        module_setattr(self, name, value)
-
-    monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
-    seen = []
-
-    class Spy(Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            seen.append(pl_module._current_fx_name)
-
-    model = zoo.create_model("lenet5")
-    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_val_batches=1, log_every_n_steps=1, callbacks=[Spy()])
-    trainer.fit(model, datamodule=RandomImages())
-    assert names == []  # Lightning sets it around every hook; ZooModule stores it directly
-    assert seen == ["on_train_batch_end"] * 3
-    # self.log reads the name to check where it is called from: the logged values arrived.
-    assert {"train/loss_step", "train/acc", "val/loss"} <= set(trainer.logged_metrics)
 
 
 def test_lightnings_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatch):

@@ -10,14 +10,7 @@ function below is called.
     >>> model = zoo.load_pretrained("lenet5_mnist")                  # doctest: +SKIP
 """
 
-from zoo.registry import (
-    create_datamodule,
-    create_model,
-    list_datamodules,
-    list_models,
-    list_pretrained,
-    load_pretrained,
-)
+from zoo.registry import create_datamodule, create_model, list_datamodules, list_models
 
 __version__ = "0.1.0"
 
@@ -30,3 +23,21 @@ __all__ = [
     "list_pretrained",
     "load_pretrained",
 ]
+
+
+def list_pretrained() -> list[str]:
+    """Names of the weights shipped inside the package (see ``zoo list``)."""
+    from zoo.weights import shipped_names
+
+    return shipped_names()
+
+
+def load_pretrained(name_or_dir):
+    """Load shipped weights by name, or a folder written by ``save_pretrained``, in eval mode on the CPU.
+
+    The sha256 of the weights file is checked and every key and shape must match; no pickle is ever
+    loaded. See :func:`zoo.weights.load_pretrained`.
+    """
+    from zoo.weights import load_pretrained as load
+
+    return load(name_or_dir)

@@ -4,8 +4,8 @@ Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``, so that ``torch.cu
 asks NVML for the device count instead of initialising CUDA (which would break CUDA in processes
 forked later). Where NVML's library is missing, as on machines without an NVIDIA driver, torch
 tries to load it on every call, fails, and falls back to the CUDA runtime: the same answer as
-without the variable, only slower. Adam and AdamW ask once per ``step()``, and on a 2-core CPU
-that cost about 140 µs a step, 3 % of a LeNet-5 training step (``python -m benchmarks.overhead``).
+without the variable, only slower. Adam and AdamW ask once per ``step()``; ``python -m
+benchmarks.overhead`` measures what that costs a training step (its "NVML check on" row).
 """
 
 from __future__ import annotations

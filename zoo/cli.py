@@ -11,6 +11,7 @@ shared callbacks (:func:`zoo.callbacks.default_callbacks`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import pickle
@@ -31,6 +32,9 @@ from zoo.callbacks import NonFiniteLossError, default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
 from zoo.malloc import keep_freed_memory
 from zoo.models.base import ZooModule
+from zoo.models.supervised import SupervisedModule
+from zoo.pretrained import PretrainedWeightsError, WeightsSource, load_into, resolve_for, settings_from
+from zoo.weights import WeightsError
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
 import zoo.data  # noqa: E402,F401
@@ -80,6 +84,7 @@ class ZooCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, **kwargs) -> None:
         self._argv = list(sys.argv[1:] if args is None else args)
+        self._start_weights: WeightsSource | None = None  # --weights, resolved before the model is built
         super().__init__(
             model_class=ZooModule,
             subclass_mode_model=True,
@@ -102,6 +107,13 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--publish", type=Optional[str], default=None,
                             help="After the test, save the best weights as NAME in --weights_dir with the measured metrics.")
         parser.add_argument("--weights_dir", type=str, default="weights", help="Folder of the manifest --publish writes to.")
+        parser.add_argument("--weights", type=Optional[str], default=None,
+                            help="Start a classifier from pretrained weights: torchvision's by name (IMAGENET1K_V1, "
+                                 "AlexNet and VGG), a .safetensors/.pth state dict, or zoo weights (a shipped name "
+                                 "or a save_pretrained folder). Unset num_classes, class_names, mean and std come "
+                                 "from the weights.")
+        parser.add_argument("--new_head", type=bool, default=False,
+                            help="With --weights: start from a fresh head even if the weights' head fits.")
         parser.add_argument("--run_name", type=Optional[str], default=None,
                             help="Folder of the runs under default_root_dir (default: the recipe's file name).")
         parser.add_argument("--checkpoint_every_n_steps", type=Optional[int], default=None,
@@ -124,6 +136,8 @@ class ZooCLI(LightningCLI):
         config = self.config[self.subcommand]
         if config.get("run_name") is None:
             config.run_name = self._default_run_name(config)  # recorded in the run's config.yaml
+        if config.get("weights"):
+            self._start_weights = self._weights_settings(config)
         logger = config.trainer.get("logger")
         init_args = getattr(logger, "init_args", None)
         if init_args is None:
@@ -138,6 +152,20 @@ class ZooCLI(LightningCLI):
         if self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
             # a logger with run folders (CSV, TensorBoard): resume in the newest one
             init_args["version"] = newest_version(Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs"))
+
+    def _weights_settings(self, config) -> WeightsSource:
+        """Resolve ``--weights`` and fill the model settings it decides into the config (and so into
+        config.yaml and the hyperparameters): the model is then built from plain values."""
+        module_name, _, name = str(config.model.class_path).rpartition(".")
+        cls = getattr(importlib.import_module(module_name), name)
+        if not (isinstance(cls, type) and issubclass(cls, SupervisedModule)):
+            raise UsageError(f"--weights starts a classifier or regressor of the zoo; {name} is not one")
+        init_args = config.model.init_args
+        hparams = init_args.as_dict()
+        source = resolve_for(cls, config.weights, hparams)
+        for key, value in settings_from(source, hparams, cls.head_key, config.new_head).items():
+            init_args[key] = value
+        return source
 
     def _default_run_name(self, config) -> str:
         recipes = config.get("config") or []
@@ -157,22 +185,20 @@ class ZooCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         if not self.subcommand:
             return
+        self.plain_model: ZooModule = self.model  # the model without a torch.compile wrapper
+        if self._start_weights is not None:
+            load_into(self.model.net, self._start_weights, self._option("new_head"))
         if self._option("channels_last"):
             self.model = self.model.to(memory_format=torch.channels_last)
         if self._option("compile"):
             self.model = torch.compile(self.model)
 
-    @property
-    def plain_model(self) -> ZooModule:
-        """The model without a torch.compile wrapper."""
-        return getattr(self.model, "_orig_mod", self.model)
-
     def instantiate_trainer(self, **kwargs):
         trainer_cfg = self._option("trainer")
         if self._option("default_callbacks"):
-            self.trainer_defaults["callbacks"] = default_callbacks(
-                monitor=self.plain_model.monitor,
-                mode=self.plain_model.monitor_mode,
+            self.trainer_defaults["callbacks"] = default_callbacks(  # before after_instantiate_classes compiles it
+                monitor=self.model.monitor,
+                mode=self.model.monitor_mode,
                 patience=self._option("patience"),
                 lr_monitor=trainer_cfg.get("logger") is not False,
                 progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
@@ -323,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         # args=None when the arguments are the process's own: LightningCLI then reads sys.argv itself
         # (and has no reason to warn that arguments were passed twice).
         ZooCLI(args=None if from_command_line else argv)
-    except UsageError as err:
+    except (UsageError, PretrainedWeightsError, WeightsError) as err:
         print(f"zoo: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:  # the message says what happened and what to try; no traceback needed

@@ -80,7 +80,7 @@ class SampleQuality(nn.Module):
     def __init__(self, classifier: nn.Module | None = None) -> None:
         super().__init__()
         if classifier is None:
-            from zoo.registry import load_pretrained
+            from zoo.weights import load_pretrained
 
             classifier = load_pretrained(JUDGE)
         classifier = classifier.eval().requires_grad_(False)

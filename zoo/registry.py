@@ -23,7 +23,7 @@ _MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "vgg16_bn": ("zoo.models.vgg:VGG", {"depth": 16, "batch_norm": True}),
     "vgg19": ("zoo.models.vgg:VGG", {"depth": 19, "batch_norm": False}),
     "vgg19_bn": ("zoo.models.vgg:VGG", {"depth": 19, "batch_norm": True}),
-    "transfer": ("zoo.models.transfer:TransferClassifier", {}),
+    "transfer": ("zoo.pretrained:transfer", {}),  # a builder: any zoo classifier started from zoo weights
     "ae": ("zoo.models.autoencoder:Autoencoder", {}),
     "dae": ("zoo.models.autoencoder:DenoisingAutoencoder", {}),
     "sparse_ae": ("zoo.models.autoencoder:SparseAutoencoder", {}),
@@ -58,6 +58,24 @@ def _lookup(table: dict[str, tuple[str, dict[str, Any]]], name: str, kind: str) 
     return _import(target), fixed
 
 
+def register_model(name: str, target: str, **fixed: Any) -> None:
+    """Add a model under ``name``: ``target`` is ``"package.module:Class"`` (imported on first use).
+
+    The zoo's own models are listed in ``_MODELS`` above; a package of your own registers its
+    models with this (see CONTRIBUTING.md). ``fixed`` are keyword arguments the name always passes.
+    """
+    if name in _MODELS:
+        raise ValueError(f"a model named {name!r} is registered already ({_MODELS[name][0]})")
+    if target.count(":") != 1:
+        raise ValueError(f"target must be 'package.module:Class', got {target!r}")
+    _MODELS[name] = (target, dict(fixed))
+
+
+def unregister_model(name: str) -> None:
+    """Remove a model added with :func:`register_model`."""
+    _MODELS.pop(name)
+
+
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`."""
     return sorted(_MODELS)
@@ -68,14 +86,20 @@ def list_datamodules() -> list[str]:
     return sorted(_DATAMODULES)
 
 
-def create_model(name: str, **hparams: Any):
-    """Build a registered model (a ``LightningModule``) with fresh weights.
+def create_model(name: str, weights: str | None = None, new_head: bool = False, **hparams: Any):
+    """Build a registered model (a ``LightningModule``), with fresh weights or started from ``weights``.
 
     Args:
         name: one of :func:`list_models`.
+        weights: pretrained weights for a classifier: torchvision's by name (``"IMAGENET1K_V1"``,
+            AlexNet and VGG), a state-dict file, or zoo weights (see :mod:`zoo.pretrained`). Unset
+            ``num_classes``, ``class_names``, ``mean`` and ``std`` then come from the weights.
+        new_head: with ``weights``, start from a fresh head even if the weights' head fits.
         **hparams: constructor arguments of the model class, e.g. ``num_classes=10``.
     """
     cls, fixed = _lookup(_MODELS, name, "model")
+    if weights is not None:
+        return cls.with_weights(weights, new_head=new_head, **{**fixed, **hparams})
     return cls(**{**fixed, **hparams})
 
 
@@ -95,26 +119,9 @@ def model_classes() -> dict[str, type]:
     classes = {}
     for target, _ in _MODELS.values():
         cls = _import(target)
-        classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        if isinstance(cls, type):  # not the builders (transfer), which make instances of these classes
+            classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
     return classes
-
-
-def list_pretrained() -> list[str]:
-    """Names of the weights shipped inside the package (see ``zoo list``)."""
-    from zoo.weights import read_manifest
-
-    return sorted(read_manifest())
-
-
-def load_pretrained(name_or_dir: str):
-    """Load shipped weights by name, or a folder written by ``save_pretrained``.
-
-    Returns the model in eval mode on the CPU. The sha256 of the weights file is checked and every
-    key and shape must match; no pickle is ever loaded.
-    """
-    from zoo.weights import load_pretrained as _load
-
-    return _load(name_or_dir)
 
 
 def datamodule_classes() -> dict[str, type]:

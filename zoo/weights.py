@@ -20,6 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from zoo.registry import model_classes
+
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
@@ -111,15 +113,18 @@ def save_pretrained(model, directory: str | Path, metrics: dict[str, float] | No
     return directory
 
 
-def build_model(config: dict[str, Any], source: str):
-    """Instantiate the class named in ``config``, allowed only if it is a registered zoo model."""
-    from zoo.registry import model_classes
-
+def model_class(config: dict[str, Any], source: str) -> type:
+    """The class named in ``config``, allowed only if it is a registered zoo model."""
     allowed = model_classes()
     class_path = config.get("class_path")
     if class_path not in allowed:
         raise WeightsError(f"{source}: class_path {class_path!r} is not a zoo model; known: {', '.join(sorted(allowed))}")
-    return allowed[class_path](**config.get("hparams", {}))
+    return allowed[class_path]
+
+
+def build_model(config: dict[str, Any], source: str):
+    """Instantiate the class named in ``config`` (see :func:`model_class`) from its hyperparameters."""
+    return model_class(config, source)(**config.get("hparams", {}))
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -159,39 +164,52 @@ def read_weights(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path} is not a readable safetensors file: {err}") from err
 
 
-def load_from_directory(directory: Path):
-    config_path = directory / CONFIG_FILE
-    if not config_path.exists():
-        raise WeightsError(f"{directory} has no {CONFIG_FILE}; expected a folder written by save_pretrained()")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise WeightsError(f"{config_path} is not valid JSON: {err}") from err
-    return _load(config, directory / WEIGHTS_FILE, str(directory))
+def shipped_names() -> list[str]:
+    """Names of the weights shipped inside the package (see ``zoo list``)."""
+    return sorted(read_manifest())
 
 
-def _load(config: dict[str, Any], weights_path: Path, source: str):
-    if "sha256" not in config:
-        raise WeightsError(f"{source}: no sha256 recorded, refusing to load unverified weights")
-    state = read_weights(weights_path, config["sha256"])
-    model = build_model(config, source)
-    load_state_strict(model, state, str(weights_path))
-    model.pretrained_metrics = dict(config.get("metrics", {}))
-    return model.eval()
-
-
-def load_pretrained(name_or_dir: str | Path):
-    """Shipped weights by name, or a ``save_pretrained`` folder; the model is returned in eval mode on CPU."""
+def _locate(name_or_dir: str | Path) -> tuple[dict[str, Any], Path, str]:
+    """(config, weights file, description) of shipped weights by name or of a ``save_pretrained`` folder."""
     directory = Path(name_or_dir)
     if directory.is_dir():
-        return load_from_directory(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.exists():
+            raise WeightsError(f"{directory} has no {CONFIG_FILE}; expected a folder written by save_pretrained()")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise WeightsError(f"{config_path} is not valid JSON: {err}") from err
+        return config, directory / WEIGHTS_FILE, str(directory)
     manifest = read_manifest()
     name = str(name_or_dir)
     if name not in manifest:
         known = ", ".join(sorted(manifest)) or "none"
         raise WeightsError(f"no shipped weights named {name!r} and no such folder; shipped weights: {known}")
     entry = manifest[name]
-    return _load(entry, shipped_weights_dir() / entry["file"], f"shipped weights {name!r}")
+    return entry, shipped_weights_dir() / entry["file"], f"shipped weights {name!r}"
+
+
+def read_pretrained(name_or_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The config (class path, hyperparameters, metrics) and the sha256-checked state dict of zoo weights."""
+    config, weights_path, source = _locate(name_or_dir)
+    if "sha256" not in config:
+        raise WeightsError(f"{source}: no sha256 recorded, refusing to load unverified weights")
+    return config, read_weights(weights_path, config["sha256"])
+
+
+def load_pretrained(name_or_dir: str | Path):
+    """Load shipped weights by name, or a folder written by ``save_pretrained``.
+
+    Returns the model in eval mode on the CPU. The sha256 of the weights file is checked and every
+    key and shape must match; no pickle is ever loaded.
+    """
+    config, state = read_pretrained(name_or_dir)
+    source = str(name_or_dir)
+    model = build_model(config, source)
+    load_state_strict(model, state, source)
+    model.pretrained_metrics = dict(config.get("metrics", {}))
+    return model.eval()
 
 
 def publish(model, name: str, directory: str | Path, entry: dict[str, Any]) -> dict[str, Any]:

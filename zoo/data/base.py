@@ -41,8 +41,8 @@ class TensorBatchDataset(Dataset):
 
     def _read(self, index) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(index, torch.Tensor) and index.ndim == 1 and index.dtype == torch.int64:
-            # index_select copies whole rows: for a batch of 256 MNIST images on a CPU it takes
-            # about a ninth of the time of x[index], whose kernel copies element by element.
+            # index_select copies whole rows; x[index] copies element by element, several times slower
+            # (benchmarks/data_path.py measures it).
             if index.device != self.x.device:  # on_device: the indices come from the CPU sampler
                 # From pinned memory the copy is queued; from pageable memory torch would first wait
                 # for all the work already queued on the GPU, once per batch.
@@ -59,7 +59,7 @@ class TensorBatchDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         # The DataLoader hands the whole batch of indices here: one gather instead of N item reads.
-        # Through an int64 array the list becomes a tensor in a seventh of torch.as_tensor's time.
+        # Through an int64 array the list becomes a tensor faster than through torch.as_tensor.
         if not indices:
             return self._read(torch.empty(0, dtype=torch.int64))
         return self._read(torch.frombuffer(array.array("q", indices), dtype=torch.int64))
@@ -74,8 +74,12 @@ class ResumableSampler(DistributedSampler):
 
     Unlike a ``RandomSampler`` it draws nothing from the global RNG, so the order of an epoch is the
     same in an interrupted and an uninterrupted run, and :meth:`resume` can skip the batches a
-    checkpoint has already trained on (see ``InMemoryDataModule.state_dict``). Being a ``DistributedSampler``, Lightning leaves it in place
-    under DDP instead of injecting its own.
+    checkpoint has already trained on (see :meth:`TensorDataModule.state_dict`). Being a
+    ``DistributedSampler``, Lightning leaves it in place under DDP instead of injecting its own.
+
+    ``batches_done`` is the position in the current epoch: set when a pass starts (0, or where a
+    resumed epoch stopped) and advanced by the DataModule for every batch the trainer trains on.
+    The loader runs ahead of that (it prefetches), so it cannot count them itself.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int) -> None:
@@ -83,6 +87,7 @@ class ResumableSampler(DistributedSampler):
         world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
         super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
         self.batch_size = batch_size
+        self.batches_done = 0
         self._resume_epoch, self._resume_batches = -1, 0
 
     def resume(self, epoch: int, batches_done: int) -> None:
@@ -97,9 +102,8 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
-        if self.epoch == self._resume_epoch:
-            indices = indices[self._resume_batches * self.batch_size :]
-        return iter(indices)
+        self.batches_done = self._resume_batches if self.epoch == self._resume_epoch else 0
+        return iter(indices[self.batches_done * self.batch_size :])
 
 
 def random_shift(x: torch.Tensor, padding: int) -> torch.Tensor:
@@ -123,8 +127,90 @@ def random_hflip(x: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
-class InMemoryDataModule(L.LightningDataModule):
-    """Base of the in-memory DataModules.
+class TensorDataModule(L.LightningDataModule):
+    """What the in-memory DataModules share: splits held as :class:`TensorBatchDataset`, batched by one
+    gather each, and a training order that a resumed run continues exactly.
+
+    Subclasses fill ``self.datasets`` (``train``, ``val``, ``test``) in ``setup``. The training
+    position is saved in every checkpoint (:meth:`state_dict`) and restored by Lightning before the
+    training loader is built, so a run resumed mid-epoch skips what it has already trained on.
+
+    Args:
+        batch_size: samples per batch (per process under DDP).
+        seed: seed of the training order (and of the loader's worker seeds).
+        num_workers: DataLoader workers; 0 is fastest for in-memory data.
+    """
+
+    def __init__(self, batch_size: int, seed: int, num_workers: int) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.batch_size, self.seed, self.num_workers = int(batch_size), int(seed), int(num_workers)
+        self.datasets: dict[str, TensorBatchDataset] = {}
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_state: dict[str, int] | None = None
+
+    def _dataset(self, split: str) -> TensorBatchDataset:
+        if split not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {split} loader")
+        return self.datasets[split]
+
+    def _loader(self, split: str, sampler: ResumableSampler | None = None) -> DataLoader:
+        return DataLoader(
+            self._dataset(split),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=_whole_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            # Worker seeds come from this generator, not the global RNG, so a resumed run draws the
+            # same random numbers as an uninterrupted one.
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        """The training position, saved in every checkpoint so that a resumed run skips what it has seen."""
+        if self._train_sampler is None:
+            return {}
+        return {"epoch": self._train_sampler.epoch, "batches_done": self._train_sampler.batches_done}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        # Lightning restores the DataModule before it builds the training loader.
+        self._resume_state = dict(state_dict) or None
+
+    def train_dataloader(self) -> DataLoader:
+        self._train_sampler = ResumableSampler(self._dataset("train"), self.batch_size, seed=self.seed)
+        if self._resume_state is not None:
+            self._train_sampler.resume(self._resume_state["epoch"], self._resume_state["batches_done"])
+            self._resume_state = None
+        return self._loader("train", self._train_sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The training augmentation, applied to a whole batch on its device (none by default)."""
+        return x
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training:
+            if self._train_sampler is not None:
+                self._train_sampler.batches_done += 1  # one more batch trained on: see state_dict
+            x, y = batch
+            batch = (self.augment(x), y)
+        return batch
+
+
+class InMemoryDataModule(TensorDataModule):
+    """Base of the in-memory image DataModules.
 
     Subclasses implement :meth:`load_split` returning ``(x, y)`` for the train or test split and
     set ``num_classes``, ``input_shape``, ``mean``, ``std``. The validation set is a seeded random
@@ -134,7 +220,7 @@ class InMemoryDataModule(L.LightningDataModule):
         data_dir: data root; see :func:`resolve_data_dir`.
         batch_size: samples per batch (per process under DDP).
         val_size: samples held out of the training split for validation.
-        seed: seed of the train/val split (independent of the training seed).
+        seed: seed of the train/val split and of the training order (independent of the training seed).
         shift: augmentation, random translation by up to this many pixels (0: off).
         hflip: augmentation, random horizontal flips.
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
@@ -162,15 +248,11 @@ class InMemoryDataModule(L.LightningDataModule):
         download: bool = True,
         on_device: bool = False,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        super().__init__(batch_size, seed, num_workers)
         if val_size < 0:
             raise ValueError(f"val_size must be >= 0, got {val_size}")
         if shift < 0:
             raise ValueError(f"shift must be >= 0, got {shift}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         if on_device and num_workers > 0:
             raise ValueError(f"on_device=True needs num_workers=0 (worker processes cannot gather from GPU memory), got {num_workers}")
         # Not sent to the loggers: Lightning logs the model's and the DataModule's hyperparameters as
@@ -178,10 +260,6 @@ class InMemoryDataModule(L.LightningDataModule):
         # run's config.yaml and the checkpoint keep the DataModule's settings.
         self.save_hyperparameters(logger=False)
         self.data_dir = resolve_data_dir(data_dir)
-        self.batch_size = batch_size
-        self.datasets: dict[str, TensorBatchDataset] = {}
-        self._train_sampler: ResumableSampler | None = None
-        self._resume_state: dict[str, int] | None = None
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -205,50 +283,6 @@ class InMemoryDataModule(L.LightningDataModule):
         for dataset in self.datasets.values():
             dataset.x, dataset.y = dataset.x.to(device), dataset.y.to(device)
 
-    def _loader_kwargs(self, split: str) -> dict:
-        if split not in self.datasets:
-            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {split} loader")
-        workers = self.hparams.num_workers
-        return dict(
-            dataset=self.datasets[split],
-            batch_size=self.batch_size,
-            collate_fn=_whole_batch,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            # Worker seeds come from this generator, not the global RNG, so a resumed run draws the
-            # same random numbers as an uninterrupted one.
-            generator=torch.Generator().manual_seed(self.hparams.seed),
-        )
-
-    def state_dict(self) -> dict[str, int]:
-        """The training position, saved in every checkpoint so that a resumed run skips what it has seen."""
-        if self._train_sampler is None or self.trainer is None:
-            return {}
-        # Batches the trainer has trained on; the loader itself has handed out one more (prefetch).
-        batches_done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": self._train_sampler.epoch, "batches_done": batches_done}
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        # Lightning restores the DataModule before it builds the training loader.
-        self._resume_state = dict(state_dict) or None
-
-    def train_dataloader(self) -> DataLoader:
-        kwargs = self._loader_kwargs("train")
-        self._train_sampler = ResumableSampler(kwargs["dataset"], self.batch_size, seed=self.hparams.seed)
-        if self._resume_state is not None:
-            self._train_sampler.resume(self._resume_state["epoch"], self._resume_state["batches_done"])
-            self._resume_state = None
-        return DataLoader(sampler=self._train_sampler, **kwargs)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(**self._loader_kwargs("val"))
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(**self._loader_kwargs("test"))
-
-    def predict_dataloader(self) -> DataLoader:
-        return DataLoader(**self._loader_kwargs("test"))
-
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """The training augmentation, applied to a whole batch (N, C, H, W)."""
         if self.hparams.shift > 0:
@@ -256,9 +290,3 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.hparams.hflip:
             x = random_hflip(x)
         return x
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.trainer is not None and self.trainer.training:
-            x, y = batch
-            batch = (self.augment(x), y)
-        return batch

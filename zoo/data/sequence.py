@@ -15,14 +15,10 @@ import math
 import os
 from collections.abc import Sequence
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from zoo.data.base import TensorBatchDataset, _whole_batch
-
-SPLITS = ("train", "val", "test")
+from zoo.data.base import TensorBatchDataset, TensorDataModule
 
 
 def read_csv_column(path: str | os.PathLike, column: str) -> np.ndarray:
@@ -48,7 +44,7 @@ def sliding_windows(values: torch.Tensor, window: int, horizon: int) -> tuple[to
     return pairs[:, :window].unsqueeze(-1).contiguous(), pairs[:, window:].contiguous()
 
 
-class TimeSeriesDataModule(L.LightningDataModule):
+class TimeSeriesDataModule(TensorDataModule):
     """Forecasting windows over a user's series: ``x`` (N, window, 1) -> ``y`` (N, horizon).
 
     Give the series either directly (``series``) or as a CSV file and column name.
@@ -64,6 +60,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
         normalize: standardise with the training part's mean and std (inputs and targets alike).
         batch_size: windows per batch (per process under DDP).
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
+        seed: seed of the order of the training windows.
     """
 
     def __init__(
@@ -78,13 +75,14 @@ class TimeSeriesDataModule(L.LightningDataModule):
         normalize: bool = True,
         batch_size: int = 64,
         num_workers: int = 0,
+        seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         if (series is None) == (csv_path is None):
             raise ValueError("give exactly one of series=... or csv_path=... (with column=...)")
         if csv_path is not None and not column:
             raise ValueError(f"column must name the CSV column to read from {csv_path}")
-        for field, value in (("window", window), ("horizon", horizon), ("batch_size", batch_size)):
+        for field, value in (("window", window), ("horizon", horizon)):
             if int(value) < 1:
                 raise ValueError(f"{field} must be >= 1, got {value}")
         for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
@@ -92,16 +90,13 @@ class TimeSeriesDataModule(L.LightningDataModule):
                 raise ValueError(f"{field} must be in (0, 1), got {value}")
         if val_fraction + test_fraction >= 1:
             raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         # A long series is data, not a hyperparameter: keep it out of hparams and logged configs.
         self.save_hyperparameters(ignore=["series"])
         self._series = series
-        self.window, self.horizon, self.batch_size = int(window), int(horizon), int(batch_size)
+        self.window, self.horizon = int(window), int(horizon)
         self.input_shape = (self.window, 1)
         self.split_ranges: dict[str, tuple[int, int]] = {}  # split -> [start, stop) indices into the series
         self.mean, self.std = 0.0, 1.0
-        self.datasets: dict[str, TensorBatchDataset] = {}
 
     def load_series(self) -> np.ndarray:
         """The raw series as float64, checked for length and NaN."""
@@ -150,25 +145,6 @@ class TimeSeriesDataModule(L.LightningDataModule):
         """Map normalised predictions or targets back to the series' own units."""
         return values * self.std + self.mean
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        if split not in self.datasets:
-            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {split} loader")
-        workers = self.hparams.num_workers
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=_whole_batch,
-                          num_workers=workers, persistent_workers=workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
 
 def noisy_sine(length: int, period: float, noise: float, seed: int) -> np.ndarray:
     """``sin(2 pi t / period) + noise * N(0, 1)`` for t = 0 .. length - 1, seeded."""
@@ -187,7 +163,7 @@ class NoisySineDataModule(TimeSeriesDataModule):
         length: number of values.
         period: steps per sine cycle.
         noise: standard deviation of the added noise.
-        seed: seed of the noise.
+        seed: seed of the noise and of the order of the training windows.
         **kwargs: window, horizon, fractions and batch settings of :class:`TimeSeriesDataModule`.
     """
 
@@ -196,4 +172,4 @@ class NoisySineDataModule(TimeSeriesDataModule):
                                    ("noise", noise >= 0, ">= 0"), ("seed", int(seed) >= 0, ">= 0")):
             if not valid:
                 raise ValueError(f"{field} must be {rule}, got {locals()[field]}")
-        super().__init__(series=noisy_sine(int(length), period, noise, seed), **kwargs)
+        super().__init__(series=noisy_sine(int(length), period, noise, seed), seed=seed, **kwargs)

@@ -8,10 +8,9 @@ from zoo.models.lenet import LeNet5
 from zoo.models.mlp import MLP
 from zoo.models.rnn import LSTMClassifier, LSTMForecaster
 from zoo.models.supervised import SupervisedModule
-from zoo.models.transfer import TransferClassifier
 from zoo.models.vgg import VGG
 
 __all__ = [
-    "AlexNet", "TransferClassifier", "VGG",
+    "AlexNet", "VGG",
     "VAE", "Autoencoder", "DenoisingAutoencoder", "ReconstructionModule", "SparseAutoencoder",
     "GAN", "MLP", "LeNet5", "LSTMClassifier", "LSTMForecaster", "SupervisedModule", "ZooModule"]

@@ -131,7 +131,7 @@ class ReconstructionModule(ZooModule):
         n = x.shape[0]
         if stage == "train":  # see ZooModule.log_train_loss
             self.log_train_loss(loss, n)
-            if self._is_logging_step():  # the loss terms of training steps, at the loggers' cadence
+            if self.is_logging_step():  # the loss terms of training steps, on the loggers' steps only
                 self.log_dict({f"train/{key}": value.detach() for key, value in terms.items()}, on_step=True,
                               on_epoch=False)
             return loss

@@ -12,7 +12,6 @@ import torch
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from zoo._cuda_check import drop_unusable_nvml_check
-from zoo.callbacks import is_logging_step
 from zoo.optim import build_optimizer, build_scheduler
 
 drop_unusable_nvml_check()  # set by the lightning import above; see zoo._cuda_check
@@ -34,6 +33,12 @@ class ZooModule(L.LightningModule):
 
     Subclasses set ``input_shape`` (the shape of one sample, without the batch dimension) and
     ``monitor``/``monitor_mode`` (the validation key that early stopping and checkpointing follow).
+
+    Training values are logged the cheap way: each ``self.log`` call of a training step costs
+    about as much Python as the rest of Lightning's step (``benchmarks/overhead.py``), so training
+    metrics are torchmetrics objects updated every step and logged once per epoch
+    (:meth:`train_epoch_metrics`), and the per-step loss is logged only on the steps the loggers
+    record (:meth:`is_logging_step`).
     """
 
     input_shape: tuple[int | None, ...] = ()
@@ -41,62 +46,39 @@ class ZooModule(L.LightningModule):
     input_range: tuple[float, float] | None = None
     monitor: str = "val/loss"
     monitor_mode: str = "min"
-    # Training steps apply their metric updates in batches of this many steps (or sooner, once this
-    # many values are waiting), and at the end of the epoch; see defer_update.
-    update_every_n_steps: int = 64
-    update_max_values: int = 2**22
+    # Optimizer steps of one training batch: Trainer.global_step counts those, the loggers count batches.
+    optimizer_steps_per_batch: int = 1
 
     def __init__(self) -> None:
         super().__init__()
         self.train_loss = MeanMetric()  # the epoch mean of the training loss, see log_train_loss
-        self._pending_updates: dict[str, list[tuple]] = {}
         self._input_checked_in_training = False  # see validate_input
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning names the running hook in _current_fx_name before and after every hook it calls,
-        # about 40 times a training step. nn.Module.__setattr__ looks for parameters, buffers and
-        # submodules first (0.9 µs against 0.15 µs); the name only ever holds a string or None.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    # ----- training logs ------------------------------------------------------------------------
 
-    # ----- cheap training logs ----------------------------------------------------------------------
-    # Per training step, each self.log call costs about half a millisecond and each torchmetrics
-    # update 20-40 µs of Python, against about 5 ms for a whole LeNet-5 step on a CPU
-    # (benchmarks/overhead.py). So training values are logged once per epoch, the per-step loss only
-    # on the steps the loggers record, and metric updates of training steps are applied in batches.
+    def fitting_trainer(self) -> L.Trainer | None:
+        """The Trainer running this module's training loop right now, else None (e.g. a step called by hand)."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer
+            return None
+        return trainer if trainer.training else None
 
-    def defer_update(self, metric: str, *args: Any) -> None:
-        """``getattr(self, metric).update(*args)``, applied later together with other steps' updates.
+    def is_logging_step(self) -> bool:
+        """Whether the loggers record this training step: every ``Trainer(log_every_n_steps=...)`` batches.
 
-        Tensors are detached and kept until :meth:`flush_updates`, which concatenates each argument
-        along the batch dimension (stacks 0-d tensors; turns numbers into a float tensor) and calls
-        ``update`` once. This runs every ``update_every_n_steps`` calls, when ``update_max_values``
-        values are waiting, and at the end of every training epoch. The results equal per-step
-        updates for metrics whose state is a sum over samples (accuracy, mean, MSE, ...).
+        Lightning keeps values logged on other steps only for the progress bar, so they are not logged.
         """
-        pending = self._pending_updates.setdefault(metric, [])
-        pending.append(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args))
-        first = pending[0][0]
-        waiting = len(pending) * (first.numel() if isinstance(first, torch.Tensor) else 1)
-        if len(pending) >= self.update_every_n_steps or waiting >= self.update_max_values:
-            self._flush(metric)
+        trainer = self.fitting_trainer()
+        if trainer is None:
+            return False
+        every = trainer.log_every_n_steps
+        batches_before = trainer.global_step // self.optimizer_steps_per_batch
+        return bool(trainer.fast_dev_run) or (every > 0 and (batches_before + 1) % every == 0)
 
-    def flush_updates(self) -> None:
-        """Apply every update :meth:`defer_update` is holding back."""
-        for metric in list(self._pending_updates):
-            self._flush(metric)
-
-    def _flush(self, metric: str) -> None:
-        pending = self._pending_updates.pop(metric, [])
-        if not pending:
-            return
-        columns = list(zip(*pending))
-        device = next((c[0].device for c in columns if isinstance(c[0], torch.Tensor)), None)
-        merged = [(torch.stack(c) if c[0].ndim == 0 else torch.cat(c)) if isinstance(c[0], torch.Tensor)
-                  else torch.tensor(c, dtype=torch.float32, device=device) for c in columns]
-        getattr(self, metric).update(*merged)
+    def training_metrics(self) -> list[Metric | MetricCollection]:
+        """The metrics training steps update; reset when a training epoch starts."""
+        return [self.train_loss]
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
         """The training metrics of the epoch that just ended, computed over all DDP ranks, then reset.
@@ -108,31 +90,25 @@ class ZooModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._input_checked_in_training = False  # see validate_input
-        self._pending_updates.clear()  # left over only by an epoch that ended in an exception
+        for metric in self.training_metrics():  # values left by an epoch that ended in an exception
+            metric.reset()
 
     def on_train_end(self) -> None:
         self._input_checked_in_training = False
 
     def on_train_epoch_end(self) -> None:
-        self.flush_updates()
         self.log_train_epoch(self.train_epoch_metrics())
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """Record the training loss: ``train/loss_step`` on logging steps, ``train/loss_epoch`` at epoch end."""
-        self.defer_update("train_loss", loss, batch_size)  # MeanMetric.update(value, weight)
-        if self._is_logging_step():
+        self.train_loss.update(loss.detach(), batch_size)  # MeanMetric.update(value, weight)
+        if self.is_logging_step():
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
-
-    def _is_logging_step(self) -> bool:
-        trainer = self._trainer
-        if trainer is None:  # a step called by hand: there is nothing to log into
-            return False
-        return is_logging_step(trainer)
 
     def log_train_epoch(self, values: dict[str, torch.Tensor] | None = None) -> None:
         """Log the epoch mean of the training loss and ``values`` (already reduced over DDP ranks).
 
-        Called by :meth:`on_train_epoch_end` once it has applied the deferred updates.
+        Called by :meth:`on_train_epoch_end`.
         """
         logged = dict(values or {})
         loss = compute_and_reset(self.train_loss)
@@ -140,6 +116,8 @@ class ZooModule(L.LightningModule):
             logged["train/loss_epoch"] = loss
         if logged:
             self.log_dict(logged, prog_bar=False, sync_dist=True)
+
+    # ----- inputs -------------------------------------------------------------------------------
 
     def _register_normalization(self, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
         """Store per-channel mean/std as buffers; they come from the hyperparameters, not the weights file."""
@@ -201,7 +179,7 @@ class ZooModule(L.LightningModule):
                     f"{name} expects values in [{low:g}, {high:g}], got values in [{x_min:.4g}, {x_max:.4g}]{hint}; "
                     "the model normalises its input itself"
                 )
-        if self.training and self._trainer is not None and self._trainer.training:
+        if self.training and self.fitting_trainer() is not None:
             self._input_checked_in_training = True
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):

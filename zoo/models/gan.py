@@ -180,6 +180,7 @@ class GAN(ZooModule):
     def training_step(self, batch, batch_idx):
         real, _ = batch
         self._check_images(real)
+        logging_step = self.is_logging_step()  # asked before this batch's steps move Trainer.global_step
         opt_g, opt_d = self.optimizers()
         for _ in range(self.hparams.d_steps):
             d_loss, d_real, d_fake = self._discriminator_loss(real)
@@ -191,15 +192,21 @@ class GAN(ZooModule):
             opt_g.zero_grad()
             self.manual_backward(g_loss)
             opt_g.step()
-        # Logged cheaply, like every zoo model's training values (see ZooModule.defer_update): step
-        # values at the loggers' cadence, epoch means once per epoch (train_epoch_metrics).
+        # Epoch means of every term (train_epoch_metrics), step values on the loggers' steps only.
         terms = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
         for term, value in terms.items():
-            self.defer_update(f"train_{term}", value, real.shape[0])
-        if self._is_logging_step():
+            getattr(self, f"train_{term}").update(value.detach(), real.shape[0])
+        if logging_step:
             step = {f"train/{term}_step": value.detach() for term, value in terms.items()}
             self.log_dict({k: step.pop(k) for k in ("train/d_loss_step", "train/g_loss_step")}, prog_bar=True)
             self.log_dict(step)
+
+    @property
+    def optimizer_steps_per_batch(self) -> int:
+        return self.hparams.d_steps + self.hparams.g_steps
+
+    def training_metrics(self):
+        return [getattr(self, f"train_{term}") for term in TRAIN_TERMS]
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
         values = {f"train/{term}_epoch": compute_and_reset(getattr(self, f"train_{term}")) for term in TRAIN_TERMS}

@@ -15,11 +15,12 @@ class LeNet5(SupervisedModule):
         activation: activation after every conv and hidden FC layer (``tanh`` as in the paper).
         pool: ``max`` or ``avg`` (the paper's subsampling is closer to ``avg``).
         dropout: dropout before the FC layers.
-        **kwargs: ``num_classes``, optimiser and normalisation settings of
+        **kwargs: ``num_classes``, optimiser, normalisation and fine-tuning settings of
             :class:`~zoo.models.supervised.SupervisedModule`.
     """
 
     input_range = (0.0, 1.0)
+    tasks = ("multiclass",)
 
     def __init__(
         self,
@@ -31,9 +32,7 @@ class LeNet5(SupervisedModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if self.task != "multiclass":
-            raise ValueError(f"LeNet5 is a multiclass classifier, got task={self.task!r}")
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
         self.input_shape = (in_channels, image_size, image_size)
-        self.net = LeNet5Net(self.hparams.num_classes, in_channels, image_size, activation, pool, dropout)
+        self.set_net(LeNet5Net(self.hparams.num_classes, in_channels, image_size, activation, pool, dropout))

@@ -20,7 +20,7 @@ class MLP(SupervisedModule):
         dropout: dropout after every hidden activation.
         batch_norm: BatchNorm1d before every hidden activation.
         init: ``default``, ``xavier`` or ``kaiming``.
-        **kwargs: task, loss, optimiser and normalisation settings of
+        **kwargs: task, loss, optimiser, normalisation and fine-tuning settings of
             :class:`~zoo.models.supervised.SupervisedModule`.
     """
 
@@ -42,7 +42,7 @@ class MLP(SupervisedModule):
         self.input_shape = tuple(int(d) for d in input_shape)
         if len(self.input_shape) == 3:  # (C, H, W): an image, so values must be in [0, 1]
             self.input_range = (0.0, 1.0)
-        self.net = MLPNet(
+        self.set_net(MLPNet(
             in_features=math.prod(self.input_shape),
             hidden_sizes=[int(h) for h in hidden_sizes],
             out_features=self.num_outputs,
@@ -50,4 +50,4 @@ class MLP(SupervisedModule):
             dropout=dropout,
             batch_norm=batch_norm,
             init=init,
-        )
+        ))

@@ -19,33 +19,25 @@ from zoo.nets.rnn import RNNNet
 
 
 class RecurrentModule(SupervisedModule):
-    """What the recurrent models share: the input contract, normalisation and ``lengths``.
+    """What the recurrent models share: the input contract, normalisation, ``lengths`` and the net.
 
-    Args:
-        input_shape: one sample's shape: ``[T, F]`` for sequences (``T`` may be ``None``: any
-            length) or ``[C, H, W]`` for images, read row by row.
-        cell, hidden_size, num_layers, bidirectional, dropout, pooling: see :class:`~zoo.nets.rnn.RNNNet`.
-        **kwargs: task, optimiser and normalisation settings of
-            :class:`~zoo.models.supervised.SupervisedModule`. ``mean``/``std`` hold one value per
-            image channel, or per feature for sequences.
+    A subclass declares the recurrent settings as its own arguments (``input_shape`` and those of
+    :class:`~zoo.nets.rnn.RNNNet`: ``cell``, ``hidden_size``, ``num_layers``, ``bidirectional``,
+    ``dropout``, ``pooling``, with its defaults) and passes the rest on; ``save_hyperparameters``
+    records a subclass's arguments, and the net is built from those records.
+
+    ``input_shape`` is one sample's shape: ``[T, F]`` for sequences (``T`` may be ``None``: any
+    length) or ``[C, H, W]`` for images, read row by row. ``mean``/``std`` hold one value per image
+    channel, or per feature for sequences.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int | None],
-        cell: str,
-        hidden_size: int,
-        num_layers: int,
-        bidirectional: bool,
-        dropout: float,
-        pooling: str,
-        **kwargs,
-    ) -> None:
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        shape = tuple(None if d is None else int(d) for d in input_shape)
+        hp = self.hparams
+        shape = tuple(None if d is None else int(d) for d in hp.input_shape)
         if len(shape) not in (2, 3) or any(d is not None and d < 1 for d in shape) or None in shape[1:]:
             raise ValueError(f"input_shape must be [T, F] (T may be null) or [C, H, W] with positive sizes, "
-                             f"got {list(input_shape)}")
+                             f"got {list(hp.input_shape)}")
         self.input_shape = shape
         self.is_image = len(shape) == 3
         channels_or_features = shape[0] if self.is_image else shape[1]
@@ -54,8 +46,9 @@ class RecurrentModule(SupervisedModule):
             raise ValueError(f"mean/std need one value per input {what} ({channels_or_features}), "
                              f"got {len(self.input_mean)}")
         input_size = shape[0] * shape[2] if self.is_image else shape[1]
-        self.net = RNNNet(input_size, self.num_outputs, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-                          bidirectional=bidirectional, dropout=dropout, pooling=pooling)
+        self.set_net(RNNNet(input_size, self.num_outputs, cell=hp.cell, hidden_size=hp.hidden_size,
+                            num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
+                            pooling=hp.pooling))
 
     def to_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised (N, T, F) sequence of a validated input."""
@@ -106,7 +99,7 @@ class LSTMClassifier(RecurrentModule):
         pooling: str = "last",
         **kwargs,
     ) -> None:
-        super().__init__(input_shape, cell, hidden_size, num_layers, bidirectional, dropout, pooling, **kwargs)
+        super().__init__(**kwargs)  # the net is built from these arguments: see RecurrentModule
 
 
 def _naive_metrics() -> torchmetrics.MetricCollection:
@@ -151,8 +144,7 @@ class LSTMForecaster(RecurrentModule):
                              f"got task={task!r}, num_classes={num_classes}")
         if len(input_shape) != 2:
             raise ValueError(f"input_shape must be [T, F] for a forecaster, got {list(input_shape)}")
-        super().__init__(input_shape, cell, hidden_size, num_layers, bidirectional, dropout, pooling,
-                         task="regression", num_classes=int(horizon), **kwargs)
+        super().__init__(task="regression", num_classes=int(horizon), **kwargs)  # see RecurrentModule
         self.horizon = int(horizon)
         self.train_naive, self.val_naive, self.test_naive = (_naive_metrics().clone(prefix=f"{s}/")
                                                              for s in ("train", "val", "test"))
@@ -167,12 +159,15 @@ class LSTMForecaster(RecurrentModule):
         naive = self.naive_forecast(x)
         target = y.to(naive.dtype).view_as(naive)
         if stage == "train":
-            self.defer_update("train_naive", naive, target)
+            self.train_naive.update(naive, target)
         else:
             metrics = getattr(self, f"{stage}_naive")
             metrics.update(naive, target)
             self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss
+
+    def training_metrics(self):
+        return [*super().training_metrics(), self.train_naive]
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
         return {**super().train_epoch_metrics(), **(compute_and_reset(self.train_naive) or {})}

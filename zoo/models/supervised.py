@@ -1,7 +1,8 @@
-"""Supervised training written once: loss, metrics, optimiser, schedule and penalties.
+"""Supervised training written once: loss, metrics, optimiser, schedule, penalties and fine-tuning.
 
-An architecture subclasses :class:`SupervisedModule`, builds ``self.net`` (an ``nn.Module`` with
-``forward`` and ``forward_features``) and sets ``input_shape``; everything else lives here.
+An architecture subclasses :class:`SupervisedModule`, sets ``input_shape`` and installs its net
+with :meth:`~SupervisedModule.set_net` (a :class:`~zoo.nets.layers.ClassifierNet`); everything else
+lives here.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import torchmetrics
 from torch import nn
 from torch.nn import functional as F
 
+from zoo.finetune import FineTuning
 from zoo.models.base import ZooModule, compute_and_reset
+from zoo.nets.layers import InputAdapter
 from zoo.optim import check_optim_args
 
 Task = Literal["multiclass", "binary", "regression"]
-STAGES = ("train", "val", "test")
 
 
 def _metrics(task: str, num_classes: int) -> torchmetrics.MetricCollection:
@@ -47,7 +49,17 @@ class SupervisedModule(ZooModule):
         mean: per-channel input mean subtracted inside the model (None: no normalisation).
         std: per-channel input standard deviation.
         class_names: the name of each class, in output order (None: unnamed); kept with the weights.
+        finetune: which parameters train: ``full``, ``feature_extractor``, ``top<k>`` or ``gradual``
+            (see :mod:`zoo.finetune`).
+        backbone_lr_scale: learning rate of the backbone stages relative to ``lr``.
+        unfreeze_every: epochs between unfreezing steps (``finetune="gradual"``).
+
+    Pretrained weights are not an argument: :meth:`with_weights` (or ``create_model(name,
+    weights=...)``) builds the model and loads them (see :mod:`zoo.pretrained`).
     """
+
+    head_key = "head.weight"  # where a state dict of the net keeps the head's weight
+    tasks: tuple[str, ...] = ("multiclass", "binary", "regression")  # the tasks the architecture takes
 
     def __init__(
         self,
@@ -63,10 +75,15 @@ class SupervisedModule(ZooModule):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         class_names: Sequence[str] | None = None,
+        finetune: str = "full",
+        backbone_lr_scale: float = 1.0,
+        unfreeze_every: int = 1,
     ) -> None:
         super().__init__()
         if task not in ("multiclass", "binary", "regression"):
             raise ValueError(f"task must be 'multiclass', 'binary' or 'regression', got {task!r}")
+        if task not in self.tasks:
+            raise ValueError(f"{type(self).__name__} is a {' or '.join(self.tasks)} classifier, got task={task!r}")
         if task == "multiclass" and num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 for multiclass, got {num_classes}")
         if num_classes < 1:
@@ -79,9 +96,11 @@ class SupervisedModule(ZooModule):
         expected_names = 2 if task == "binary" else num_classes
         if class_names is not None and len(class_names) != expected_names:
             raise ValueError(f"class_names must name each of the {expected_names} outputs, got {len(class_names)} names")
+        self.finetuning = FineTuning(finetune, backbone_lr_scale, unfreeze_every)
         self.save_hyperparameters()
         self.class_names = list(class_names) if class_names is not None else None
         self._register_normalization(mean, std)
+        self.input_adapter: InputAdapter | None = None  # see adapt_inputs
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes
         if task != "regression":
@@ -90,17 +109,83 @@ class SupervisedModule(ZooModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.net: nn.Module  # set by the subclass
+        self.net: nn.Module  # installed by the subclass with set_net
+
+    # ----- construction -------------------------------------------------------------------------
+
+    def set_net(self, net: nn.Module) -> None:
+        """Install the architecture's net and apply the fine-tuning strategy to its backbone."""
+        self.net = net
+        self.finetuning.attach(net)
+
+    def adapt_inputs(self, net_channels: int, image_size: int, resize_to: int | None, min_size: int) -> None:
+        """Make data inputs fit a net that takes ``net_channels`` channels and at least ``min_size`` pixels.
+
+        Grayscale inputs are repeated to the net's channels; inputs smaller than ``min_size`` are
+        resized up to it (``resize_to`` None), or to ``resize_to``. Checks the normalisation too:
+        mean/std apply to the net's channels.
+        """
+        if image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {image_size}")
+        if resize_to is None and image_size < min_size:
+            resize_to = min_size
+        if resize_to is not None and resize_to < min_size:
+            raise ValueError(f"resize_to must be >= {min_size} for this architecture, got {resize_to}")
+        if self.input_mean is not None and len(self.input_mean) != net_channels:
+            raise ValueError(f"mean/std need {net_channels} values (one per channel the net sees), "
+                             f"got {len(self.input_mean)}")
+        self.net_channels, self.resize_to = net_channels, resize_to
+        self.input_adapter = InputAdapter(net_channels, resize_to)
+
+    @classmethod
+    def with_weights(cls, weights: str, *, new_head: bool = False, **hparams):
+        """A model of this class started from pretrained ``weights`` (see :mod:`zoo.pretrained`).
+
+        ``num_classes``, ``class_names``, ``mean`` and ``std`` left unset come from the weights:
+        their head is kept as it is, with its class names, unless ``num_classes`` differs or
+        ``new_head`` is set. Every other tensor must fit exactly.
+        """
+        from zoo.pretrained import start_from
+
+        return start_from(cls, weights, hparams, new_head)
+
+    @classmethod
+    def torchvision_arch(cls, hparams: dict) -> str | None:
+        """torchvision's name of this architecture with ``hparams``, for weights by enum name (None: none)."""
+        return None
+
+    # ----- forward ------------------------------------------------------------------------------
+
+    def adapt(self, x: torch.Tensor) -> torch.Tensor:
+        """Data inputs as the net takes them (see :meth:`adapt_inputs`; unchanged by default)."""
+        return x if self.input_adapter is None else self.input_adapter(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (classification) or predictions (regression) for inputs of ``input_shape``."""
         self.validate_input(x)
-        return self.net(self.normalize(x))
+        return self.net(self.normalize(self.adapt(x)))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate representation, (N, num_features)."""
         self.validate_input(x)
-        return self.net.forward_features(self.normalize(x))
+        return self.net.forward_features(self.normalize(self.adapt(x)))
+
+    # ----- fine-tuning (zoo.finetune) -----------------------------------------------------------
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            self.finetuning.keep_frozen_norms_in_eval()
+        return self
+
+    def on_after_backward(self) -> None:
+        self.finetuning.drop_frozen_gradients()
+
+    def configure_callbacks(self):
+        return self.finetuning.callbacks()
+
+    def optimizer_groups(self) -> list[dict]:
+        return self.finetuning.param_groups(self, self.hparams.lr)
 
     def _loss(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and the predictions the metrics should see."""
@@ -117,8 +202,8 @@ class SupervisedModule(ZooModule):
         x, y = batch
         loss, preds = self._loss(self(x), y)
         target = y.view_as(preds) if self.task == "regression" else y
-        if stage == "train":  # recorded cheaply: see ZooModule.defer_update and log_train_loss
-            self.defer_update("train_metrics", preds, target)
+        if stage == "train":  # logged once per epoch: see ZooModule
+            self.train_metrics.update(preds.detach(), target)
             self.log_train_loss(loss, x.shape[0])
         else:  # epoch-level values, averaged across DDP ranks
             metrics = getattr(self, f"{stage}_metrics")
@@ -126,6 +211,9 @@ class SupervisedModule(ZooModule):
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=x.shape[0])
             self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def training_metrics(self):
+        return [*super().training_metrics(), self.train_metrics]
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
         return compute_and_reset(self.train_metrics) or {}

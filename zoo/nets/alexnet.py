@@ -63,13 +63,16 @@ class AlexNetNet(FeaturesClassifierNet):
         hidden = hidden_size or cfg.hidden
         self.min_size = cfg.min_size
         layers: list[nn.Module] = []
+        stage_ends = []
         channels = in_channels
         for out_channels, kernel, stride, padding, pool in cfg.convs:
             layers += [nn.Conv2d(channels, out_channels, kernel, stride, padding), nn.ReLU(inplace=True)]
             if pool:
                 layers.append(nn.MaxPool2d(cfg.pool_kernel, cfg.pool_stride))
+                stage_ends.append(len(layers))  # a pooling layer ends a stage: conv1, conv2, conv3-5
             channels = out_channels
         self.features = nn.Sequential(*layers)  # ImageNet: (N, 256, 6, 6) for 224x224 inputs
+        self.stage_ends = tuple(stage_ends)
         self.avgpool = nn.AdaptiveAvgPool2d(cfg.pooled_size)  # any input size -> fixed classifier input
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),

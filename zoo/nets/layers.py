@@ -47,27 +47,80 @@ def init_weights(module: nn.Module, scheme: str, activation: str) -> None:
                 nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlinearity)
 
 
-class FeaturesClassifierNet(nn.Module):
-    """torchvision's classifier layout: ``features`` -> ``avgpool`` -> flatten -> ``classifier``,
-    whose last layer is the head. Subclasses build those three modules and set ``num_features``
-    (the width the head reads)."""
+class InputAdapter(nn.Module):
+    """Fit images to a net: repeat grayscale to ``channels``, resize to ``size`` x ``size`` (None: keep).
 
-    features: nn.Module
+    It holds no parameters or buffers, so it adds nothing to a state dict.
+    """
+
+    def __init__(self, channels: int, size: int | None) -> None:
+        super().__init__()
+        self.channels, self.size = channels, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)  # (N, 1, H, W) -> (N, 3, H, W)
+        if self.size is not None and x.shape[-1] != self.size:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                          antialias=x.shape[-1] > self.size)
+        return x
+
+
+class ClassifierNet(nn.Module):
+    """The interface every zoo classifier net has, after timm's: the features, the head, the backbone.
+
+    - ``forward_features(x)``: the penultimate representation, (N, ``num_features``).
+    - ``forward_head(features)``: the outputs from those features; ``forward(x)`` is both.
+    - ``get_classifier()``: the head, an ``nn.Linear``; ``reset_classifier(n)`` replaces it with a
+      fresh one of ``n`` outputs.
+    - ``backbone_stages()``: the modules of the backbone, input side first, as fine-tuning freezes
+      and unfreezes them (:mod:`zoo.finetune`); everything else is the classifier.
+
+    Subclasses build their layers, set ``num_features`` and ``head`` (or override the head
+    methods) and say where their stages are: ``features`` cut at ``stage_ends``, or their own
+    ``backbone_stages``.
+    """
+
+    num_features: int
+    features: nn.Sequential
+    stage_ends: tuple[int, ...] = ()  # ``features[stage_ends[i - 1]:stage_ends[i]]`` is stage i
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (N, num_features)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.get_classifier()(features)  # (N, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head with a freshly initialised one for ``num_classes`` outputs."""
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def backbone_stages(self) -> list[nn.Module]:
+        starts = (0, *self.stage_ends[:-1])
+        return [self.features[start:end] for start, end in zip(starts, self.stage_ends)]
+
+
+class FeaturesClassifierNet(ClassifierNet):
+    """torchvision's classifier layout: ``features`` -> ``avgpool`` -> flatten -> ``classifier``,
+    whose last layer is the head. Subclasses build those three modules, set ``num_features`` (the
+    width the head reads) and ``stage_ends`` (where the conv stages end in ``features``)."""
+
     avgpool: nn.Module
     classifier: nn.Sequential
-    num_features: int
 
     @property
     def head(self) -> nn.Linear:
         return self.classifier[-1]
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a freshly initialised one for ``num_classes`` outputs."""
         self.classifier[-1] = nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.avgpool(self.features(x)), 1)  # (N, C * pooled_size^2)
         return self.classifier[:-1](x)  # (N, num_features): the output of the layer before the head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))  # (N, num_classes)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.nets.layers import make_activation
+from zoo.nets.layers import ClassifierNet, make_activation
 
 
-class LeNet5Net(nn.Module):
+class LeNet5Net(ClassifierNet):
     """LeNet-5 for ``in_channels`` x ``image_size`` x ``image_size`` inputs.
 
     Args:
@@ -62,9 +62,7 @@ class LeNet5Net(nn.Module):
         )
         self.head = nn.Linear(84, num_classes)
         self.num_features = 84
+        self.stage_ends = (3, 7)  # C1-S2, then C3-S4 (and the flatten)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))  # (N, 84): the penultimate layer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))  # (N, num_classes)

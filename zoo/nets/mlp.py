@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
-from zoo.nets.layers import init_weights, make_activation
+from zoo.nets.layers import ClassifierNet, init_weights, make_activation
 
 
-class MLPNet(nn.Module):
+class MLPNet(ClassifierNet):
     """A fully connected network on flattened inputs.
 
     Args:
@@ -35,6 +34,7 @@ class MLPNet(nn.Module):
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
+        stage_ends = []
         width = in_features
         for hidden in hidden_sizes:
             # A bias before BatchNorm is redundant: BN subtracts the mean anyway.
@@ -44,14 +44,10 @@ class MLPNet(nn.Module):
             layers.append(make_activation(activation))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
+            stage_ends.append(len(layers))  # each hidden layer is one backbone stage
             width = hidden
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers)  # (N, num_features)
+        self.stage_ends = tuple(stage_ends)
         self.head = nn.Linear(width, out_features)
         self.num_features = width
         init_weights(self, init, activation)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (N, num_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))  # (N, out_features)

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from zoo.nets.layers import ClassifierNet
+
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 POOLINGS = ("last", "mean")
 
@@ -28,7 +30,7 @@ def check_lengths(lengths: torch.Tensor, batch_size: int, max_steps: int) -> tor
     return lengths
 
 
-class RNNNet(nn.Module):
+class RNNNet(ClassifierNet):
     """A stacked (optionally bidirectional) recurrent encoder with a linear head.
 
     Args:
@@ -102,5 +104,11 @@ class RNNNet(nn.Module):
         mask = (steps[None, :] < lengths[:, None]).unsqueeze(-1).to(outputs.dtype)  # (N, T, 1)
         return (outputs * mask).sum(dim=1) / lengths[:, None].to(outputs.dtype)  # (N, D*H)
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(features))  # (N, out_features)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.dropout(self.forward_features(x, lengths)))  # (N, out_features)
+        return self.forward_head(self.forward_features(x, lengths))
+
+    def backbone_stages(self) -> list[nn.Module]:
+        return [self.rnn]  # the stacked layers are one module

@@ -23,15 +23,21 @@ CFGS: dict[int, list[int | str]] = {
 MIN_SIZE = 32  # five 2x2 pools: 32 -> 1 (torchvision's VGG weights meta["min_size"])
 
 
-def make_layers(depth: int, batch_norm: bool, in_channels: int = 3, width_divisor: int = 1) -> nn.Sequential:
-    """The conv stages of VGG-``depth``: conv 3x3 -> [BatchNorm] -> ReLU, and max pooling per ``CFGS``."""
+def make_layers(depth: int, batch_norm: bool, in_channels: int = 3, width_divisor: int = 1
+                ) -> tuple[nn.Sequential, tuple[int, ...]]:
+    """The conv stages of VGG-``depth``: conv 3x3 -> [BatchNorm] -> ReLU, and max pooling per ``CFGS``.
+
+    Returns the layers and the index after the last layer of each stage (each max pool).
+    """
     if depth not in CFGS:
         raise ValueError(f"depth must be one of {sorted(CFGS)}, got {depth}")
     layers: list[nn.Module] = []
+    stage_ends = []
     channels = in_channels
     for item in CFGS[depth]:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            stage_ends.append(len(layers))
             continue
         out_channels = int(item) // width_divisor
         layers.append(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1))
@@ -39,7 +45,7 @@ def make_layers(depth: int, batch_norm: bool, in_channels: int = 3, width_diviso
             layers.append(nn.BatchNorm2d(out_channels))
         layers.append(nn.ReLU(inplace=True))
         channels = out_channels
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers), tuple(stage_ends)
 
 
 class VGGNet(FeaturesClassifierNet):
@@ -73,7 +79,7 @@ class VGGNet(FeaturesClassifierNet):
         for name, value in (("width_divisor", width_divisor), ("hidden_size", hidden_size), ("pooled_size", pooled_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        self.features = make_layers(depth, batch_norm, in_channels, width_divisor)  # (N, 512, H/32, W/32)
+        self.features, self.stage_ends = make_layers(depth, batch_norm, in_channels, width_divisor)  # (N, 512, H/32, W/32)
         self.avgpool = nn.AdaptiveAvgPool2d(pooled_size)  # (N, 512, 7, 7) whatever the input size
         channels = 512 // width_divisor
         self.classifier = nn.Sequential(
