@@ -321,7 +321,11 @@ PROGRAMMER_LOG_LINES = {
     "lightning.pytorch.utilities.rank_zero": ("💡 Tip:",),  # an advertisement for another logger
     "lightning.pytorch.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
 }
-PROGRAMMER_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)",)  # Lightning's own use of a deprecated torch API
+PROGRAMMER_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)",  # Lightning's own use of a deprecated torch API
+    # The frozen batch norms of a fine-tuning strategy (zoo.finetune): in eval mode by design.
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+)
 
 
 def quiet_programmer_messages() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from zoo._cuda_check import drop_unusable_nvml_check
 from zoo.optim import build_optimizer, build_scheduler
@@ -28,6 +28,31 @@ def compute_and_reset(metric: Metric | MetricCollection) -> Any:
     return value
 
 
+class WeightedMean(Metric):
+    """The weighted mean of the values it is given, over all DDP ranks: the epoch mean of a training loss.
+
+    torchmetrics' ``MeanMetric`` checks every value for NaN, which reads it back to the host: on a
+    GPU, a wait for the device at every training step. The zoo's NaN guard
+    (:class:`~zoo.callbacks.StopOnNonFiniteLoss`) stops training at the first non-finite loss
+    already, so this mean leaves the values on the device.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor, weight: float = 1.0) -> None:
+        """Add ``value`` (a tensor; each of its elements) with ``weight``, e.g. a batch's mean loss and its size."""
+        self.total += value.detach().float().sum() * weight
+        self.weight += weight * value.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.weight
+
+
 class ZooModule(L.LightningModule):
     """Base class of all zoo models.
 
@@ -36,9 +61,8 @@ class ZooModule(L.LightningModule):
 
     Training values are logged the cheap way: each ``self.log`` call of a training step costs
     about as much Python as the rest of Lightning's step (``benchmarks/overhead.py``), so training
-    metrics are torchmetrics objects updated every step and logged once per epoch
-    (:meth:`train_epoch_metrics`), and the per-step loss is logged only on the steps the loggers
-    record (:meth:`is_logging_step`).
+    metrics are computed and logged once per epoch (:meth:`train_epoch_metrics`), and the per-step
+    loss is logged only on the steps the loggers record (:meth:`is_logging_step`).
     """
 
     input_shape: tuple[int | None, ...] = ()
@@ -51,7 +75,7 @@ class ZooModule(L.LightningModule):
 
     def __init__(self) -> None:
         super().__init__()
-        self.train_loss = MeanMetric()  # the epoch mean of the training loss, see log_train_loss
+        self.train_loss = WeightedMean()  # the epoch mean of the training loss, see log_train_loss
         self._input_checked_in_training = False  # see validate_input
 
     # ----- training logs ------------------------------------------------------------------------
@@ -101,7 +125,7 @@ class ZooModule(L.LightningModule):
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """Record the training loss: ``train/loss_step`` on logging steps, ``train/loss_epoch`` at epoch end."""
-        self.train_loss.update(loss.detach(), batch_size)  # MeanMetric.update(value, weight)
+        self.train_loss.update(loss.detach(), batch_size)
         if self.is_logging_step():
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
 

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
-from torchmetrics import MeanMetric
 
-from zoo.models.base import ZooModule, compute_and_reset
+from zoo.models.base import WeightedMean, ZooModule, compute_and_reset
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
 from zoo.quality import SampleQuality
@@ -120,7 +119,7 @@ class GAN(ZooModule):
         # The judge lives outside the module tree: it is neither trained, DDP-synchronised nor saved.
         self._judge: dict[str, SampleQuality] = {}
         for term in TRAIN_TERMS:  # epoch means of the training terms, see training_step
-            setattr(self, f"train_{term}", MeanMetric())
+            setattr(self, f"train_{term}", WeightedMean())
 
     # ----- generation -----------------------------------------------------------------------------
 

@@ -159,7 +159,7 @@ class LSTMForecaster(RecurrentModule):
         naive = self.naive_forecast(x)
         target = y.to(naive.dtype).view_as(naive)
         if stage == "train":
-            self.train_naive.update(naive, target)
+            self.score_at_epoch_end("train_naive", naive, target)
         else:
             metrics = getattr(self, f"{stage}_naive")
             metrics.update(naive, target)

@@ -101,6 +101,7 @@ class SupervisedModule(ZooModule):
         self.class_names = list(class_names) if class_names is not None else None
         self._register_normalization(mean, std)
         self.input_adapter: InputAdapter | None = None  # see adapt_inputs
+        self._epoch_inputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # see score_at_epoch_end
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes
         if task != "regression":
@@ -203,7 +204,7 @@ class SupervisedModule(ZooModule):
         loss, preds = self._loss(self(x), y)
         target = y.view_as(preds) if self.task == "regression" else y
         if stage == "train":  # logged once per epoch: see ZooModule
-            self.train_metrics.update(preds.detach(), target)
+            self.score_at_epoch_end("train_metrics", preds, target)
             self.log_train_loss(loss, x.shape[0])
         else:  # epoch-level values, averaged across DDP ranks
             metrics = getattr(self, f"{stage}_metrics")
@@ -212,10 +213,32 @@ class SupervisedModule(ZooModule):
             self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
+    def score_at_epoch_end(self, metrics: str, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Keep a training step's predictions for ``getattr(self, metrics)``, scored at the epoch's end.
+
+        One torchmetrics update per step costs more Python than the rest of the zoo's step, and with
+        its input checks a device sync; one update per epoch, of all the epoch's predictions, gives
+        the same numbers. Classifiers keep predicted labels only (N integers per epoch), regressors
+        their outputs.
+        """
+        if self.task == "multiclass":
+            preds = preds.argmax(1)
+        elif self.task == "binary":
+            preds = (preds > 0).long()  # logits
+        self._epoch_inputs.setdefault(metrics, []).append((preds.detach(), target.detach()))
+
     def training_metrics(self):
         return [*super().training_metrics(), self.train_metrics]
 
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._epoch_inputs.clear()  # left by an epoch that ended in an exception
+
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
+        for name, pairs in self._epoch_inputs.items():
+            preds, target = (torch.cat(parts) for parts in zip(*pairs))
+            getattr(self, name).update(preds, target)
+        self._epoch_inputs.clear()
         return compute_and_reset(self.train_metrics) or {}
 
     def training_step(self, batch, batch_idx):
