@@ -30,7 +30,6 @@ import re
 import lightning as L
 from torch import nn
 
-STRATEGIES = ("full", "feature_extractor", "gradual", "top<k>")
 _TOP_K = re.compile(r"top(\d+)")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 

@@ -53,7 +53,6 @@ class WeightsSource:
     std: tuple[float, ...] | None = None
     num_classes: int | None = None  # outputs of the weights' own head, when known without reading them
     class_names: tuple[str, ...] | None = None  # what those outputs mean, in order
-    hparams: dict[str, Any] | None = None  # the source zoo model's hyperparameters, if any
 
     def __post_init__(self) -> None:
         self.read = functools.cache(self.read)  # the head size may be needed before the weights are loaded
@@ -143,7 +142,7 @@ def resolve_weights(weights: str, torchvision_arch: str | None = None) -> Weight
         names = hp.get("class_names")
         return WeightsSource(f"zoo weights {weights!r}", lambda: _strip_net_prefix(state), mean=hp.get("mean"),
                              std=hp.get("std"), num_classes=hp.get("num_classes"),
-                             class_names=tuple(names) if names else None, hparams=hp)
+                             class_names=tuple(names) if names else None)
     entry = _torchvision_enum(torchvision_arch, weights) if torchvision_arch else None
     if entry is None:
         torchvision = f"one of torchvision's {torchvision_arch} weights ('DEFAULT', or an enum name such as " \

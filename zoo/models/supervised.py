@@ -135,7 +135,6 @@ class SupervisedModule(ZooModule):
         if self.input_mean is not None and len(self.input_mean) != net_channels:
             raise ValueError(f"mean/std need {net_channels} values (one per channel the net sees), "
                              f"got {len(self.input_mean)}")
-        self.net_channels, self.resize_to = net_channels, resize_to
         self.input_adapter = InputAdapter(net_channels, resize_to)
 
     @classmethod
@@ -156,6 +155,11 @@ class SupervisedModule(ZooModule):
         return None
 
     # ----- forward ------------------------------------------------------------------------------
+
+    @property
+    def resize_to(self) -> int | None:
+        """The side inputs are resized to before the net (None: not resized)."""
+        return None if self.input_adapter is None else self.input_adapter.size
 
     def adapt(self, x: torch.Tensor) -> torch.Tensor:
         """Data inputs as the net takes them (see :meth:`adapt_inputs`; unchanged by default)."""
