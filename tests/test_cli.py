@@ -65,6 +65,45 @@ def test_list_shows_models_datamodules_and_weights(capsys):
             assert f"{key} {value:.4f}" in out
 
 
+LIGHT_COMMANDS = """
+import contextlib, io, sys
+from zoo.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main(["list"]) == 0 and main(["--help"]) == 0
+    try:
+        main(["evaluate", "--help"])
+    except SystemExit as exit_:
+        assert exit_.code == 0, exit_.code
+print("imported:", sorted(m for m in ("torch", "lightning", "torchvision", "torchmetrics") if m in sys.modules))
+"""
+
+
+def test_list_and_help_need_neither_torch_nor_lightning():
+    # They answer at once: importing Lightning takes seconds (benchmarks/README.md, time to accuracy).
+    result = subprocess.run([sys.executable, "-c", LIGHT_COMMANDS], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "imported: []" in result.stdout, result.stdout[-500:]
+
+
+def test_console_script_exits_with_the_usual_statuses(in_tmp):
+    # `zoo` skips the interpreter's teardown at exit (zoo.cli.console_main): statuses and output stay as usual.
+    help_ = subprocess.run([*ZOO, "--help"], cwd=in_tmp, capture_output=True, text=True)
+    assert help_.returncode == 0 and help_.stdout.startswith("usage: zoo") and "evaluate" in help_.stdout
+    bare = subprocess.run(ZOO, cwd=in_tmp, capture_output=True, text=True)
+    assert bare.returncode == 2 and bare.stderr.startswith("usage: zoo")
+    missing = subprocess.run([*ZOO, "fit", "--config", "no_such_recipe.yaml"], cwd=in_tmp, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no_such_recipe.yaml" in missing.stderr
+    fit_help = subprocess.run([*ZOO, "fit", "--help"], cwd=in_tmp, capture_output=True, text=True)
+    assert fit_help.returncode == 0 and "--trainer.max_epochs" in fit_help.stdout  # flushed in full
+
+
+def test_console_script_stops_quietly_when_its_reader_goes_away(in_tmp):
+    process = subprocess.Popen([*ZOO, "list"], cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # as `zoo list | head -1` does once it has its line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) in (0, 141) and "Traceback" not in stderr, stderr
+
+
 def test_evaluate_remeasures_shipped_weights(data_dir, in_tmp):
     out = run_zoo("evaluate", "lenet5_mnist", "--accelerator", "cpu", cwd=in_tmp, env={"ZOO_DATA_DIR": str(data_dir)})
     row = next(l for l in out.splitlines() if l.startswith("test/acc"))

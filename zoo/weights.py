@@ -14,13 +14,12 @@ import os
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from zoo.registry import model_classes
+
+if TYPE_CHECKING:  # torch and safetensors are imported where weights are read or written: `zoo list` needs neither
+    import torch
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -97,6 +96,8 @@ def _atomic_write(path: Path, write) -> None:
 
 def save_weights(model: torch.nn.Module, path: Path) -> str:
     """Save the state dict as safetensors; returns the file's sha256."""
+    from safetensors.torch import save_file
+
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     return sha256_of(path)
@@ -158,6 +159,9 @@ def read_weights(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
                 f"{path} has sha256 {actual}, but {sha256} was recorded: the file is modified or corrupt. "
                 "Restore the original file (reinstall the package or re-download it)."
             )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
