@@ -40,6 +40,7 @@ def test_bad_input_names_expected_and_got(model, bad, error, message):
         (dict(mean=[0.5]), "mean and std must be given together"),
         (dict(mean=[0.5], std=[0.0]), "std must be positive"),
         (dict(task="ranking"), "task must be"),
+        (dict(label_smoothing=1.0), r"label_smoothing must be in \[0, 1\), got 1.0"),
     ],
 )
 def test_bad_hparams_are_refused_with_the_field_named(hparams, message):
@@ -104,6 +105,37 @@ def test_l1_penalty_is_added_to_the_training_loss():
     expected = 0.01 * sum(p.abs().sum() for p in plain.net.parameters() if p.ndim > 1)
     difference = penalised.training_step(batch, 0) - plain.training_step(batch, 0)
     assert difference.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy():
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
+    model = zoo.create_model("lenet5", label_smoothing=0.1)
+    model.log = model.log_dict = lambda *a, **k: None  # no trainer attached
+    logits = model(x)
+    expected = 0.9 * torch.nn.functional.cross_entropy(logits, y) - 0.1 * logits.log_softmax(1).mean(1).mean()
+    assert model.training_step((x, y), 0).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing is for multiclass classifiers"):
+        zoo.create_model("mlp", task="regression", num_classes=1, label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("activation, pool", [("relu", "max"), ("leaky_relu", "max"), ("tanh", "max"), ("relu", "avg")])
+def test_lenet5_is_the_textbook_order_of_layers_in_values_and_gradients(activation, pool):
+    # The net may pool before the activation where the two commute (zoo.nets.lenet): nothing else may change.
+    net = zoo.create_model("lenet5", activation=activation, pool=pool).net
+    act = {"relu": torch.nn.ReLU, "leaky_relu": torch.nn.LeakyReLU, "tanh": torch.nn.Tanh}[activation]
+    pooling = torch.nn.MaxPool2d if pool == "max" else torch.nn.AvgPool2d
+    textbook = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 6, 5, padding=2), act(), pooling(2), torch.nn.Conv2d(6, 16, 5), act(), pooling(2),
+        torch.nn.Flatten(), torch.nn.Linear(400, 120), act(), torch.nn.Linear(120, 84), act(), torch.nn.Linear(84, 10))
+    textbook.load_state_dict(dict(zip(textbook.state_dict(), net.state_dict().values())))
+    x = torch.rand(16, 1, 28, 28)
+    out, expected = net(x), textbook(x)
+    assert torch.equal(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for mine, theirs in zip(net.parameters(), textbook.parameters()):
+        assert torch.equal(mine.grad, theirs.grad)
 
 
 def test_lenet5_matches_the_paper_layout():

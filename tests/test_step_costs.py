@@ -282,3 +282,18 @@ def test_the_zoo_command_keeps_freed_memory(monkeypatch, capsys):
     monkeypatch.setattr(zoo.cli, "keep_freed_memory", lambda: calls.append(1))
     assert zoo.cli.main(["list"]) == 0
     assert calls == [1]
+
+
+def test_progress_bar_redraws_at_its_rate_and_always_the_last_batch_of_an_epoch(tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from zoo.callbacks import ProgressBar
+
+    drawn = []
+    monkeypatch.setattr(RichProgressBar, "on_train_batch_end",
+                        lambda self, trainer, pl_module, outputs, batch, batch_idx: drawn.append(batch_idx))
+    bar = ProgressBar(redraws_per_second=1e-3)  # one redraw in 1,000 s: the first batch and the last of each epoch
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, callbacks=[bar])
+    trainer.fit(LeNet5(), datamodule=RandomImages())
+    assert drawn == [0, 2, 2]  # 48 training images in batches of 16, two epochs

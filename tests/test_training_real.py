@@ -1,10 +1,15 @@
 """Short training runs on the real MNIST that must clear an accuracy bar."""
 
+import os
+import subprocess
+import sys
+
 import lightning as L
 import pytest
 import torch
 
 import zoo
+from tests.conftest import REPO
 
 
 @pytest.mark.slow
@@ -32,3 +37,19 @@ def test_wide_one_hidden_layer_mlp_approximates_a_function(tmp_path):
     assert mse < 0.01 * variance  # one hidden layer explains more than 99% of the variance
     with torch.no_grad():
         assert model(torch.zeros(1, 1)).abs().item() < 0.1  # wave(0) = 0
+
+
+@pytest.mark.slow
+def test_fast_recipe_as_shipped_reaches_99_percent_as_its_hand_written_twin_does(data_dir, tmp_path):
+    # recipes/lenet5_mnist_fast.yaml and benchmarks/handwritten_lenet5.py compute the same thing:
+    # the time-to-accuracy benchmark compares their times only because of that.
+    env = {**os.environ, "ZOO_DATA_DIR": str(data_dir)}
+    zoo_run = subprocess.run([sys.executable, "-m", "zoo.cli", "fit", "--config", str(REPO / "recipes/lenet5_mnist_fast.yaml")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert zoo_run.returncode == 0, zoo_run.stderr[-3000:]
+    by_hand = subprocess.run([sys.executable, "-m", "benchmarks.handwritten_lenet5"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert by_hand.returncode == 0, by_hand.stderr[-3000:]
+    zoo_accuracy = float(zoo_run.stdout.split("test/acc = ")[-1].split(",")[0])
+    assert zoo_accuracy >= 0.99
+    assert by_hand.stdout.strip().endswith(f"test/acc = {zoo_accuracy:.4f}"), by_hand.stdout

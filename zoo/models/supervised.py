@@ -40,6 +40,8 @@ class SupervisedModule(ZooModule):
             (outputs (N, num_outputs), loss ``regression_loss``).
         num_classes: classes for ``multiclass``; number of outputs for ``regression``.
         regression_loss: ``mse`` or ``mae`` (regression only).
+        label_smoothing: share of the target probability spread evenly over all classes
+            (multiclass only; Szegedy et al. 2016). 0 is plain cross-entropy.
         optimizer: sgd, sgd_momentum, adam, adamw, rmsprop or adagrad.
         lr: (peak) learning rate.
         weight_decay: L2 penalty, applied by the optimiser.
@@ -66,6 +68,7 @@ class SupervisedModule(ZooModule):
         task: Task = "multiclass",
         num_classes: int = 10,
         regression_loss: Literal["mse", "mae"] = "mse",
+        label_smoothing: float = 0.0,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -90,6 +93,10 @@ class SupervisedModule(ZooModule):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if regression_loss not in ("mse", "mae"):
             raise ValueError(f"regression_loss must be 'mse' or 'mae', got {regression_loss!r}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if label_smoothing and task != "multiclass":
+            raise ValueError(f"label_smoothing is for multiclass classifiers, got task={task!r}")
         if not l1 >= 0:
             raise ValueError(f"l1 must be >= 0, got {l1}")
         check_optim_args(optimizer, lr, weight_decay, momentum, scheduler)
@@ -195,7 +202,7 @@ class SupervisedModule(ZooModule):
     def _loss(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and the predictions the metrics should see."""
         if self.task == "multiclass":
-            return F.cross_entropy(output, target), output
+            return F.cross_entropy(output, target, label_smoothing=self.hparams.label_smoothing), output
         if self.task == "binary":
             logits = output.squeeze(1)
             return F.binary_cross_entropy_with_logits(logits, target.float()), logits

@@ -13,6 +13,9 @@ from torch import nn
 
 from zoo.nets.layers import ClassifierNet, make_activation
 
+# Activations that commute with max-pooling exactly (non-decreasing, piecewise linear, no parameters).
+PIECEWISE_LINEAR_MONOTONE = ("relu", "leaky_relu")
+
 
 class LeNet5Net(ClassifierNet):
     """LeNet-5 for ``in_channels`` x ``image_size`` x ``image_size`` inputs.
@@ -42,13 +45,18 @@ class LeNet5Net(ClassifierNet):
             raise ValueError(f"LeNet-5 needs images of at least 28x28 pixels, got image_size={image_size}")
         pool_layer = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
         padding = 2 if image_size == 28 else 0
+
+        def conv_block(conv: nn.Conv2d) -> list[nn.Module]:
+            # max(relu(x)) == relu(max(x)) exactly, for values and gradients: pooling first gives the
+            # same net with the activation on a quarter of the elements. Both layers hold no
+            # parameters, so the state dict is the same in either order.
+            if pool == "max" and activation in PIECEWISE_LINEAR_MONOTONE:
+                return [conv, pool_layer(2), make_activation(activation)]
+            return [conv, make_activation(activation), pool_layer(2)]
+
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding),  # C1: (N, 6, 28, 28)
-            make_activation(activation),
-            pool_layer(2),  # S2: (N, 6, 14, 14)
-            nn.Conv2d(6, 16, kernel_size=5),  # C3: (N, 16, 10, 10)
-            make_activation(activation),
-            pool_layer(2),  # S4: (N, 16, 5, 5)
+            *conv_block(nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding)),  # C1, S2: (N, 6, 14, 14)
+            *conv_block(nn.Conv2d(6, 16, kernel_size=5)),  # C3 (N, 16, 10, 10), S4: (N, 16, 5, 5)
             nn.Flatten(),
         )
         side = ((image_size + 2 * padding - 4) // 2 - 4) // 2
