@@ -49,4 +49,5 @@ def test_readme_python_api_example_runs(in_tmp):
     scope: dict = {}
     exec(compile(block, "README.md", "exec"), scope)
     assert scope["logits"].shape == (8, 10) and scope["features"].shape == (8, 84)
+    assert scope["names"] == [str(d) for d in range(10)]
     assert (in_tmp / "my_lenet" / "model.safetensors").exists()

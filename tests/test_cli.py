@@ -53,6 +53,7 @@ def test_dotted_overrides_and_publish_round_trip(in_tmp):
     reported = float(out.split("test/acc = ")[1].split(",")[0])
     assert entry["metrics"]["test/acc"] == pytest.approx(reported, abs=1e-4)
     assert entry["hparams"]["lr"] == 0.002
+    assert entry["hparams"]["class_names"] == [str(d) for d in range(10)]  # from the DataModule
 
 
 def test_list_shows_models_datamodules_and_weights(capsys):

@@ -137,3 +137,38 @@ def test_manifest_entry_whose_file_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr("zoo.weights.shipped_weights_dir", lambda: tmp_path)
     with pytest.raises(WeightsError, match=r"weights file .*gone.safetensors does not exist"):
         load_pretrained("lenet5_mnist")
+
+
+def test_shipped_classifiers_name_their_classes_as_their_dataset_does():
+    manifest = read_manifest()
+    classifiers = sorted(name for name, entry in manifest.items() if "num_classes" in entry["hparams"])
+    assert classifiers == ["alexnet_fashionmnist", "lenet5_mnist", "lstm_mnist", "mlp_mnist"]
+    for name in classifiers:
+        dataset = zoo.create_datamodule(manifest[name]["dataset"])  # reads no files
+        assert load_pretrained(name).class_names == list(dataset.class_names), name
+    assert load_pretrained("alexnet_fashionmnist").class_names[9] == "Ankle boot"
+
+
+def test_unnamed_classes_take_the_datamodules_names_into_checkpoints_and_saved_weights(tmp_path):
+    import lightning as L
+
+    from zoo.models import LeNet5
+
+    def fit(model):
+        trainer = L.Trainer(accelerator="cpu", fast_dev_run=True, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=tmp_path)
+        trainer.fit(model, datamodule=zoo.create_datamodule("digits", batch_size=32))
+        return trainer
+
+    digits = [str(d) for d in range(10)]
+    model = zoo.create_model("lenet5")
+    assert model.class_names is None
+    fit(model).save_checkpoint(tmp_path / "model.ckpt")
+    assert model.class_names == digits
+    assert LeNet5.load_from_checkpoint(tmp_path / "model.ckpt", weights_only=True).class_names == digits
+    assert load_pretrained(model.save_pretrained(tmp_path / "saved")).class_names == digits
+    named = zoo.create_model("lenet5", class_names=list("abcdefghij"))
+    fit(named)
+    assert named.class_names == list("abcdefghij")  # names given by the user are kept
+    with pytest.raises(ValueError, match="class_names must name each of the 10 outputs, got 3 names"):
+        model.name_classes(["a", "b", "c"])

@@ -144,6 +144,26 @@ class SupervisedModule(ZooModule):
                              f"got {len(self.input_mean)}")
         self.input_adapter = InputAdapter(net_channels, resize_to)
 
+    def name_classes(self, names: Sequence[str]) -> None:
+        """Set :attr:`class_names` (and the hyperparameter, so checkpoints and saved weights keep them)."""
+        if self.task == "regression":
+            raise ValueError("a regression model has no classes to name")
+        names = [str(name) for name in names]
+        expected = 2 if self.task == "binary" else self.num_outputs
+        if len(names) != expected:
+            raise ValueError(f"class_names must name each of the {expected} outputs, got {len(names)} names")
+        self.class_names = names
+        self.hparams["class_names"] = list(names)
+
+    def setup(self, stage: str) -> None:
+        # Unnamed classes take the DataModule's names (MNIST's digits, an image folder's sub-folders),
+        # so that every checkpoint and published weight says what its outputs mean.
+        datamodule = self.trainer.datamodule
+        names = tuple(getattr(datamodule, "class_names", None) or ())
+        expected = 2 if self.task == "binary" else self.num_outputs
+        if self.class_names is None and self.task != "regression" and len(names) == expected:
+            self.name_classes(names)
+
     @classmethod
     def with_weights(cls, weights: str, *, new_head: bool = False, **hparams):
         """A model of this class started from pretrained ``weights`` (see :mod:`zoo.pretrained`).
