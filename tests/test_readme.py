@@ -45,12 +45,13 @@ RUN_IN_ORDER = [
     "--trainer.accelerator cpu --trainer.devices 2",
 ]
 VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
+INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv"]
 # Commands that are .ci/run's own job: the install and the test command.
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", "python -m pytest"]
 
 
 def test_every_readme_command_is_run_by_the_suite():
-    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *RUN_BY_CI}
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *RUN_BY_CI}
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():
@@ -117,3 +118,20 @@ def test_readme_vgg16_folder_command_runs_as_written(user_folder, tmp_path):
     assert "Test results of the best checkpoint" in out
     config = (user_folder / "runs/transfer_vgg16_folder/version_0/config.yaml").read_text()
     assert "num_classes: 3" in config
+
+
+def test_readme_infer_commands_run_as_written(user_folder, data_dir):
+    from PIL import Image
+    from torchvision.datasets.mnist import read_image_file
+
+    (user_folder / "my_digits").mkdir()
+    for i, image in enumerate(read_image_file(str(data_dir / "MNIST/raw/t10k-images-idx3-ubyte"))[:8]):
+        Image.fromarray(image.numpy()).save(user_folder / "my_digits" / f"test_{i:04d}.png")
+    table = _run(INFER[0], user_folder, {}).stdout
+    shown = re.search(r"```text\n(.*?)```", (REPO / "README.md").read_text().split("## Predicting on your own images")[1], re.S)
+    def columns(text):  # image, class and the next classes; the probabilities' last digits vary with torch's version
+        return [[line.split()[0], line.split()[1], *line.split()[3::2]] for line in text.strip().splitlines()]
+
+    assert columns(table) == columns(shown.group(1))  # the README shows what the command prints
+    assert _run(INFER[1], user_folder, {}).stdout.strip() == "8 predictions written to preds.csv"
+    assert (user_folder / "preds.csv").read_text().count("\n") == 1 + 8

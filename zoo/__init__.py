@@ -22,6 +22,7 @@ __all__ = [
     "list_models",
     "list_pretrained",
     "load_pretrained",
+    "predict_files",
 ]
 
 
@@ -41,3 +42,14 @@ def load_pretrained(name_or_dir):
     from zoo.weights import load_pretrained as load
 
     return load(name_or_dir)
+
+
+def predict_files(weights, paths, top_k: int = 5, batch_size: int = 256, skip_bad: bool = False):
+    """Class predictions for image files and folders with a classifier (``zoo infer`` from Python).
+
+    Returns one row per image (``path``, ``class``, ``probability``, ``top_k``) and the images
+    skipped as unreadable (only with ``skip_bad``). See :func:`zoo.infer.predict_files`.
+    """
+    from zoo.infer import predict_files as predict
+
+    return predict(weights, paths, top_k=top_k, batch_size=batch_size, skip_bad=skip_bad)

@@ -3,6 +3,7 @@
     zoo fit|validate|test|predict --config recipes/<name>.yaml [--trainer.max_epochs 3 ...]
     zoo list                       models, datamodules and shipped weights with their metrics
     zoo evaluate <weights-name>    re-measure shipped weights on their test split
+    zoo infer <weights> IMAGES...  predict the classes of image files (zoo.infer)
 
 The training subcommands are Lightning's own ``LightningCLI`` (:mod:`zoo.trainer_cli`), imported
 only when one of them runs: ``zoo list`` and ``zoo --help`` need neither Lightning nor torch.
@@ -16,6 +17,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from zoo.malloc import keep_freed_memory
 
@@ -24,6 +26,7 @@ USAGE = """\
 usage: zoo {fit,validate,test,predict} --config RECIPE.yaml [--section.option VALUE ...]
        zoo list
        zoo evaluate NAME [--data_dir DIR]
+       zoo infer WEIGHTS IMAGES... [--output preds.csv|preds.json] [--top_k K]
 
 commands:
   fit        train a model; with test_after_fit, test its best checkpoint (zoo fit --help lists every option)
@@ -32,6 +35,7 @@ commands:
   predict    run a model or a checkpoint on the predict split
   list       the models, DataModules and shipped weights, with their measured metrics
   evaluate   re-measure shipped weights on their test split (zoo evaluate --help)
+  infer      predict the classes of image files or folders with a classifier's weights (zoo infer --help)
 
 Recipes for every shipped weight are in the recipes/ folder of the source repository.
 """
@@ -75,6 +79,38 @@ def _evaluate(argv: list[str]) -> int:
     return 0 if ok else 1
 
 
+def _infer(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="zoo infer", description="Predict the classes of image files with a "
+                                     "classifier's weights (images are converted as zoo.infer describes).")
+    parser.add_argument("weights", help="shipped weights (see `zoo list`) or a save_pretrained folder")
+    parser.add_argument("images", nargs="+", help="image files, or folders of images (searched recursively)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write every prediction to a .csv or .json file (default: a short table on stdout)")
+    parser.add_argument("--top_k", type=int, default=5, help="how many of the most probable classes each row lists")
+    parser.add_argument("--batch_size", type=int, default=256, help="images per forward pass")
+    parser.add_argument("--skip_bad", action="store_true", help="report unreadable images and go on without them")
+    args = parser.parse_args(argv)
+    if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
+        parser.error(f"--output {args.output}: name a .csv or .json file")
+    from zoo.infer import InferenceError, format_table, predict_files, write_rows
+    from zoo.weights import WeightsError
+
+    try:
+        rows, skipped = predict_files(args.weights, args.images, top_k=args.top_k, batch_size=args.batch_size,
+                                      skip_bad=args.skip_bad, progress=sys.stderr.isatty())
+    except (InferenceError, WeightsError) as err:
+        print(f"zoo infer: error: {err}", file=sys.stderr)
+        return 2
+    for path, reason in skipped:
+        print(f"zoo infer: skipped {path}: {reason}", file=sys.stderr)
+    if args.output is None:
+        print(format_table(rows))
+    else:
+        write_rows(rows, args.output)
+        print(f"{len(rows)} predictions written to {args.output}")
+    return 0
+
+
 # Lines Lightning prints for programmers on every run; a user of the zoo command has nothing to do about them.
 PROGRAMMER_LOG_LINES = {
     "lightning.pytorch.utilities.rank_zero": ("💡 Tip:",),  # an advertisement for another logger
@@ -107,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if argv[:1] == ["evaluate"]:
         return _evaluate(argv[1:])
+    if argv[:1] == ["infer"]:
+        return _infer(argv[1:])
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2

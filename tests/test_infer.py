@@ -1,0 +1,96 @@
+"""`zoo infer` on image files, as a user runs it: real MNIST test images written as PNGs."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.datasets.mnist import read_image_file, read_label_file
+
+import zoo
+from zoo.infer import InferenceError, image_files
+from zoo.weights import read_manifest
+
+ZOO = [sys.executable, "-m", "zoo.cli"]
+
+
+def write_pngs(data_dir, folder, count=None):
+    """MNIST test images as PNG files (half of them in a sub-folder), named by index; returns (x, y)."""
+    x = read_image_file(str(data_dir / "MNIST/raw/t10k-images-idx3-ubyte"))[:count]
+    y = read_label_file(str(data_dir / "MNIST/raw/t10k-labels-idx1-ubyte"))[:count]
+    (folder / "more").mkdir(parents=True)
+    for i, image in enumerate(x):
+        Image.fromarray(image.numpy()).save(folder / ("more" if i % 2 else "") / f"{i:05d}.png")
+    return x, y
+
+
+def infer(*args, cwd):
+    return subprocess.run([*ZOO, "infer", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_predictions_on_png_files_are_the_models_and_reach_the_manifests_accuracy(data_dir, tmp_path):
+    x, y = write_pngs(data_dir, tmp_path / "digits")
+    result = infer("lenet5_mnist", "digits", "--output", "preds.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "10000 predictions written to preds.csv"
+    with open(tmp_path / "preds.csv") as f:
+        rows = {int(r["path"].rsplit("/", 1)[1][:5]): r for r in csv.DictReader(f)}
+    assert sorted(rows) == list(range(10000))
+    model = zoo.load_pretrained("lenet5_mnist")
+    with torch.no_grad():
+        probabilities = torch.cat([model(x[i:i + 1000, None].float() / 255).softmax(1) for i in range(0, 10000, 1000)])
+    predicted = [int(rows[i]["class"]) for i in range(10000)]
+    assert predicted == probabilities.argmax(1).tolist()  # what the model says on the tensors
+    shown = torch.tensor([float(rows[i]["probability"]) for i in range(10000)])
+    assert torch.allclose(shown, probabilities.max(1).values, atol=1e-5)
+    assert [rows[0][f"top{k}_class"] for k in range(1, 6)][0] == rows[0]["class"]
+    accuracy = (torch.tensor(predicted) == y).float().mean().item()
+    assert accuracy == pytest.approx(read_manifest()["lenet5_mnist"]["metrics"]["test/acc"], abs=1e-4)
+
+
+def test_table_json_and_top_k(data_dir, tmp_path):
+    write_pngs(data_dir, tmp_path / "digits", count=6)
+    table = infer("lenet5_mnist", "digits/00000.png", "digits/more", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["image", "class", "prob", "next"] and len(lines) == 1 + 4  # 1 file + 3 in more/
+    assert lines[1].split()[:2] == ["digits/00000.png", "7"]  # MNIST's first test image is a 7
+    result = infer("lenet5_mnist", "digits", "--output", "out/preds.json", "--top_k", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "out/preds.json").read_text())
+    assert len(records) == 6 and all(len(r["top_k"]) == 3 for r in records)
+    assert records[0]["top_k"][0] == {"class": records[0]["class"], "probability": records[0]["probability"]}
+    assert sum(p["probability"] for p in records[0]["top_k"]) <= 1 + 1e-6
+
+
+def test_python_api_names_the_classes_of_other_weights(data_dir, tmp_path):
+    write_pngs(data_dir, tmp_path / "digits", count=4)
+    rows, skipped = zoo.predict_files("alexnet_fashionmnist", [tmp_path / "digits"], top_k=2)
+    fashion = zoo.load_pretrained("alexnet_fashionmnist").class_names
+    assert len(rows) == 4 and not skipped and all(r["class"] in fashion for r in rows)
+
+
+def test_bad_images_and_arguments_are_named(data_dir, tmp_path):
+    write_pngs(data_dir, tmp_path / "digits", count=2)
+    (tmp_path / "digits/broken.png").write_bytes(b"not an image")
+    (tmp_path / "empty").mkdir()
+    stopped = infer("lenet5_mnist", "digits", cwd=tmp_path)
+    assert stopped.returncode == 2 and "digits/broken.png" in stopped.stderr and "--skip_bad" in stopped.stderr
+    skipped = infer("lenet5_mnist", "digits", "--skip_bad", cwd=tmp_path)
+    assert skipped.returncode == 0 and "skipped digits/broken.png" in skipped.stderr
+    assert len(skipped.stdout.splitlines()) == 1 + 2
+    for args, message in [(["empty"], "folder empty holds no images"),
+                          (["nowhere.png"], "nowhere.png: no such file or folder"),
+                          (["--output", "preds.txt", "digits/00000.png"], "name a .csv or .json file")]:
+        result = infer("lenet5_mnist", *args, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    not_a_classifier = infer("ae_mnist", "digits/00000.png", cwd=tmp_path)
+    assert not_a_classifier.returncode == 2 and "Autoencoder is not a classifier" in not_a_classifier.stderr
+    unknown = infer("no_such_weights", "digits/00000.png", cwd=tmp_path)
+    assert unknown.returncode == 2 and "lenet5_mnist" in unknown.stderr  # the error lists the shipped names
+    with pytest.raises(InferenceError, match="no images given"):
+        image_files([])
