@@ -88,9 +88,52 @@ def test_bad_images_and_arguments_are_named(data_dir, tmp_path):
                           (["--output", "preds.txt", "digits/00000.png"], "name a .csv or .json file")]:
         result = infer("lenet5_mnist", *args, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
-    not_a_classifier = infer("ae_mnist", "digits/00000.png", cwd=tmp_path)
-    assert not_a_classifier.returncode == 2 and "Autoencoder is not a classifier" in not_a_classifier.stderr
+    no_folder = infer("ae_mnist", "digits/00000.png", cwd=tmp_path)
+    assert no_folder.returncode == 2 and "name a folder for its reconstructions with --output DIR" in no_folder.stderr
+    noise = infer("gan_mnist", "digits/00000.png", cwd=tmp_path)
+    assert noise.returncode == 2 and "zoo sample gan_mnist N --output DIR" in noise.stderr
+    images = subprocess.run([*ZOO, "sample", "lenet5_mnist", "2", "--output", "x"], cwd=tmp_path, capture_output=True, text=True)
+    assert images.returncode == 2 and "draws images from a VAE or a GAN: LeNet5 is not one" in images.stderr
     unknown = infer("no_such_weights", "digits/00000.png", cwd=tmp_path)
     assert unknown.returncode == 2 and "lenet5_mnist" in unknown.stderr  # the error lists the shipped names
     with pytest.raises(InferenceError, match="no images given"):
         image_files([])
+
+
+def read_png(path):
+    from torchvision.transforms.functional import pil_to_tensor
+
+    with Image.open(path) as image:
+        return pil_to_tensor(image)[0].float().div(255)  # (H, W) in [0, 1]
+
+
+@pytest.mark.parametrize("name", ["ae_mnist", "vae_mnist"])
+def test_autoencoder_reconstructions_are_the_models(name, data_dir, tmp_path):
+    x, _ = write_pngs(data_dir, tmp_path / "digits", count=4)
+    result = infer(name, "digits", "--output", "recon", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "4 reconstructions written to recon", result.stderr
+    written = sorted(str(p.relative_to(tmp_path / "recon")) for p in (tmp_path / "recon").rglob("*.png"))
+    assert written == ["00000.png", "00002.png", "more/00001.png", "more/00003.png"]  # the inputs' layout
+    model = zoo.load_pretrained(name)
+    with torch.no_grad():
+        expected = model(x[:, None].float() / 255)[:, 0]
+    for i in range(4):
+        png = tmp_path / "recon" / ("more" if i % 2 else "") / f"{i:05d}.png"
+        assert (read_png(png) - expected[i]).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit rounding only
+
+
+@pytest.mark.parametrize("name", ["vae_mnist", "gan_mnist"])
+def test_samples_are_the_models_and_fixed_by_the_seed(name, tmp_path):
+    for folder, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        result = subprocess.run([*ZOO, "sample", name, "3", "--output", folder, "--seed", seed], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stdout.strip() == f"3 samples written to {folder}", result.stderr
+    files = [f"sample_{i:04d}.png" for i in range(3)]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == files
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files)
+    model = zoo.load_pretrained(name)
+    torch.manual_seed(3)
+    expected = model.sample(3)[:, 0]
+    for i, f in enumerate(files):
+        assert (read_png(tmp_path / "a" / f) - expected[i]).abs().max() <= 0.5 / 255 + 1e-6

@@ -45,7 +45,8 @@ RUN_IN_ORDER = [
     "--trainer.accelerator cpu --trainer.devices 2",
 ]
 VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
-INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv"]
+INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv",
+         "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/"]
 # Commands that are .ci/run's own job: the install and the test command.
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", "python -m pytest"]
 
@@ -135,3 +136,7 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
     assert columns(table) == columns(shown.group(1))  # the README shows what the command prints
     assert _run(INFER[1], user_folder, {}).stdout.strip() == "8 predictions written to preds.csv"
     assert (user_folder / "preds.csv").read_text().count("\n") == 1 + 8
+    assert _run(INFER[2], user_folder, {}).stdout.strip() == "8 reconstructions written to reconstructions"
+    assert sorted(p.name for p in (user_folder / "reconstructions").iterdir()) == [f"test_{i:04d}.png" for i in range(8)]
+    assert _run(INFER[3], user_folder, {}).stdout.strip() == "16 samples written to samples"
+    assert len(list((user_folder / "samples").glob("sample_*.png"))) == 16

@@ -1,4 +1,5 @@
-"""Predict classes of image files: ``zoo infer WEIGHTS IMAGES...`` and :func:`predict_files`.
+"""Predictions on image files: ``zoo infer WEIGHTS IMAGES...`` (:func:`predict_files` for classifiers,
+:func:`reconstruct_files` for autoencoders) and generated images: ``zoo sample`` (:func:`sample_files`).
 
 An image becomes what the weights expect by the code the image-folder DataModule uses
 (:func:`zoo.data.folder.read_image`): converted to the model's channels (grayscale or RGB), its
@@ -70,25 +71,34 @@ def predict_files(
         ``(class name, probability)``, most probable first), and the ``(path, reason)`` of each
         image skipped (only with ``skip_bad``).
     """
-    import torch
-
-    from zoo.data.folder import read_image
     from zoo.models.supervised import SupervisedModule
-    from zoo.weights import load_pretrained
 
-    model = weights if isinstance(weights, torch.nn.Module) else load_pretrained(weights)
-    if not isinstance(model, SupervisedModule) or model.task == "regression":
-        raise InferenceError(f"zoo infer predicts classes: {type(model).__name__} is not a classifier")
+    model = _checked(weights, SupervisedModule, "zoo infer predicts classes with a classifier")
+    if model.task == "regression":
+        raise InferenceError(f"zoo infer predicts classes: {type(model).__name__} here is a regressor")
     if top_k < 1:
         raise InferenceError(f"top_k must be >= 1, got {top_k}")
     if batch_size < 1:
         raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
-    channels, side = _image_size(model)
+    _image_size(model)  # before any file is read
     names = _class_names(model)
     files = image_files(paths)
-    model.eval()
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[Path, str]] = []
+    for batch_files, x in _batches(model, files, batch_size, skip_bad, skipped, progress):
+        rows += _rows(model(x), batch_files, names, top_k)
+    return rows, skipped
+
+
+def _batches(model, files: list[Path], batch_size: int, skip_bad: bool, skipped: list, progress: bool):
+    """(files, images (B, C, S, S) in [0, 1]) batches as ``model`` takes them, in inference mode;
+    unreadable files go to ``skipped`` with ``skip_bad``, else stop with an error naming them."""
+    import torch
+
+    from zoo.data.folder import read_image
+
+    channels, side = _image_size(model)
+    model.eval()
     with _progress(progress, len(files)) as advance, torch.inference_mode():
         for start in range(0, len(files), batch_size):
             batch_files, images = [], []
@@ -102,10 +112,94 @@ def predict_files(
                     continue
                 batch_files.append(path)
             if images:
-                x = torch.stack(images).float().div_(255)  # (B, C, S, S) in [0, 1]
-                rows += _rows(model(x), batch_files, names, top_k)
+                yield batch_files, torch.stack(images).float().div_(255)
             advance(len(files[start : start + batch_size]))
-    return rows, skipped
+
+
+def _checked(weights: Any, kind: type, what: str):
+    import torch
+
+    from zoo.weights import load_pretrained
+
+    model = weights if isinstance(weights, torch.nn.Module) else load_pretrained(weights)
+    if not isinstance(model, kind):
+        raise InferenceError(f"{what}: {type(model).__name__} is not one")
+    return model
+
+
+def reconstruct_files(
+    weights: Any,
+    paths: Iterable[str | Path],
+    output: str | Path,
+    batch_size: int = 256,
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Write an autoencoder's reconstruction of each image file as a PNG into the folder ``output``.
+
+    An image named directly keeps its file name; images found in a folder keep their path below it.
+    Returns the files written and the ``(path, reason)`` of each image skipped (with ``skip_bad``).
+    """
+    from zoo.models.autoencoder import ReconstructionModule
+
+    model = _checked(weights, ReconstructionModule, "zoo infer writes reconstructions with an autoencoder")
+    if batch_size < 1:
+        raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
+    targets = _output_names(paths, Path(output))
+    written: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for batch_files, x in _batches(model, list(targets), batch_size, skip_bad, skipped, progress):
+        for path, image in zip(batch_files, model(x)):
+            written.append(save_png(image, targets[path]))
+    return written, skipped
+
+
+def _output_names(paths: Iterable[str | Path], output: Path) -> dict[Path, Path]:
+    """Input file -> the PNG it becomes under ``output``; refuses two inputs that would share a name."""
+    targets: dict[Path, Path] = {}
+    for path in map(Path, paths):
+        names = {f: f.relative_to(path) for f in image_files([path])} if path.is_dir() else {path: Path(path.name)}
+        for source, relative in names.items():
+            target = output / relative.with_suffix(".png")
+            clash = next((other for other, taken in targets.items() if taken == target), None)
+            if clash is not None:
+                raise InferenceError(f"{clash} and {source} would both be written to {target}: name them in separate runs")
+            targets[source] = target
+    if not targets:
+        raise InferenceError("no images given: name image files or folders of images")
+    return targets
+
+
+def save_png(image, path: Path) -> Path:
+    """Write one image (C, H, W) in [0, 1] as an 8-bit grayscale or RGB PNG."""
+    from PIL import Image
+
+    pixels = image.detach().float().cpu().clamp(0, 1).mul(255).round().byte()
+    array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def sample_files(weights: Any, n: int, output: str | Path, seed: int = 0) -> list[Path]:
+    """Write ``n`` images generated by a VAE or GAN as ``sample_0000.png``... into the folder ``output``.
+
+    The samples are fixed by ``seed``: the same seed gives the same images.
+    """
+    import torch
+
+    from zoo.models.autoencoder import VAE
+    from zoo.models.gan import GAN
+
+    model = _checked(weights, (VAE, GAN), "zoo sample draws images from a VAE or a GAN")
+    if n < 1:
+        raise InferenceError(f"N must be >= 1, got {n}")
+    model.eval()
+    with torch.random.fork_rng(devices=[]):  # the caller's random state (CPU) is left as it was
+        torch.manual_seed(seed)
+        images = model.sample(n)
+    width = max(4, len(str(n - 1)))
+    return [save_png(image, Path(output) / f"sample_{i:0{width}d}.png") for i, image in enumerate(images)]
 
 
 def _class_names(model) -> list[str]:
