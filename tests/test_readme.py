@@ -47,12 +47,14 @@ RUN_IN_ORDER = [
 VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
 INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv",
          "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/"]
+EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.export",
+          "zoo export vae_mnist --part decoder --output vae_sampler.onnx"]
 # Commands that are .ci/run's own job: the install and the test command.
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", "python -m pytest"]
 
 
 def test_every_readme_command_is_run_by_the_suite():
-    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *RUN_BY_CI}
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *RUN_BY_CI}
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():
@@ -140,3 +142,18 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
     assert sorted(p.name for p in (user_folder / "reconstructions").iterdir()) == [f"test_{i:04d}.png" for i in range(8)]
     assert _run(INFER[3], user_folder, {}).stdout.strip() == "16 samples written to samples"
     assert len(list((user_folder / "samples").glob("sample_*.png"))) == 16
+
+
+def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, monkeypatch):
+    section = (REPO / "README.md").read_text().split("## Exporting for deployment")[1].split("\n## ")[0]
+    printed = _run(EXPORT[0], user_folder, {}).stdout
+    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    # The differences' last digits vary with torch's version; everything else is printed as shown.
+    assert [re.sub(r"batch 1: .*", "", line) for line in printed.splitlines()] == \
+        [re.sub(r"batch 1: .*", "", line) for line in shown.splitlines()]
+    _run(EXPORT[1], user_folder, {})
+    _run(EXPORT[2], user_folder, {})
+    assert sorted(p.name for p in user_folder.glob("*.*")) == ["lenet5_mnist.onnx", "lenet5_mnist.pt2", "vae_sampler.onnx"]
+    monkeypatch.chdir(user_folder)
+    exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), {})
+    assert capsys.readouterr().out.strip() == str(["1"] * 3)  # what LeNet-5 makes of a black image

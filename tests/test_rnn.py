@@ -80,9 +80,13 @@ def test_packed_batch_equals_each_sequence_alone(cell, bidirectional, pooling):
         assert torch.allclose(features[i], model.forward_features(alone)[0], atol=1e-5)
 
 
-def test_full_lengths_equal_no_lengths():
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_full_lengths_equal_no_lengths(cell, pooling):
+    # Full lengths take the packed path; without lengths the plain one: both must give the same features.
     torch.manual_seed(0)
-    model = LSTMClassifier(input_shape=[None, 2], hidden_size=4, bidirectional=True, pooling="mean").eval()
+    model = LSTMClassifier(input_shape=[None, 2], cell=cell, hidden_size=4, num_layers=2, bidirectional=True,
+                           pooling=pooling).eval()
     x = torch.randn(3, 5, 2)
     assert torch.allclose(model(x), model(x, lengths=torch.full((3,), 5)), atol=1e-6)
 

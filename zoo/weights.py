@@ -79,9 +79,10 @@ def model_config(model) -> dict[str, Any]:
     return {"class_path": class_path_of(model), "hparams": _jsonable(hparams)}
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The temporary file keeps the suffix: some writers (torch.export.save) go by it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         write(Path(tmp))
@@ -99,7 +100,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> str:
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     return sha256_of(path)
 
 
@@ -110,7 +111,7 @@ def save_pretrained(model, directory: str | Path, metrics: dict[str, float] | No
     sha256 = save_weights(model, directory / WEIGHTS_FILE)
     config = {**model_config(model), "sha256": sha256, "metrics": dict(metrics or {})}
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-    _atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+    atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text))
     return directory
 
 
@@ -227,5 +228,5 @@ def publish(model, name: str, directory: str | Path, entry: dict[str, Any]) -> d
     manifest = read_manifest(directory)
     manifest[name] = record
     text = json.dumps(dict(sorted(manifest.items())), indent=2, sort_keys=True) + "\n"
-    _atomic_write(directory / MANIFEST_FILE, lambda tmp: tmp.write_text(text))
+    atomic_write(directory / MANIFEST_FILE, lambda tmp: tmp.write_text(text))
     return record
