@@ -104,7 +104,7 @@ def test_imagenet_weights_without_num_classes_keep_their_head_and_class_names(na
 
 
 def test_class_names_must_match_the_head():
-    with pytest.raises(ValueError, match="class_names must name each of the 10 outputs, got 2 names"):
+    with pytest.raises(ValueError, match="class_names must name each of the 10 classes, got 2 names"):
         zoo.create_model("alexnet_small", in_channels=1, image_size=28, class_names=["a", "b"])
 
 

@@ -170,5 +170,5 @@ def test_unnamed_classes_take_the_datamodules_names_into_checkpoints_and_saved_w
     named = zoo.create_model("lenet5", class_names=list("abcdefghij"))
     fit(named)
     assert named.class_names == list("abcdefghij")  # names given by the user are kept
-    with pytest.raises(ValueError, match="class_names must name each of the 10 outputs, got 3 names"):
+    with pytest.raises(ValueError, match="class_names must name each of the 10 classes, got 3 names"):
         model.name_classes(["a", "b", "c"])

@@ -80,24 +80,25 @@ def predict_files(
         raise InferenceError(f"top_k must be >= 1, got {top_k}")
     if batch_size < 1:
         raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
-    _image_size(model)  # before any file is read
+    size = _image_size(model)  # before any file is read
     names = _class_names(model)
     files = image_files(paths)
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[Path, str]] = []
-    for batch_files, x in _batches(model, files, batch_size, skip_bad, skipped, progress):
+    for batch_files, x in _batches(model, size, files, batch_size, skip_bad, skipped, progress):
         rows += _rows(model(x), batch_files, names, top_k)
     return rows, skipped
 
 
-def _batches(model, files: list[Path], batch_size: int, skip_bad: bool, skipped: list, progress: bool):
-    """(files, images (B, C, S, S) in [0, 1]) batches as ``model`` takes them, in inference mode;
+def _batches(model, size: tuple[int, int], files: list[Path], batch_size: int, skip_bad: bool, skipped: list,
+             progress: bool):
+    """(files, images (B, C, S, S) in [0, 1]) batches of ``size`` (C, S), in inference mode;
     unreadable files go to ``skipped`` with ``skip_bad``, else stop with an error naming them."""
     import torch
 
     from zoo.data.folder import read_image
 
-    channels, side = _image_size(model)
+    channels, side = size
     model.eval()
     with _progress(progress, len(files)) as advance, torch.inference_mode():
         for start in range(0, len(files), batch_size):
@@ -148,7 +149,7 @@ def reconstruct_files(
     targets = _output_names(paths, Path(output))
     written: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    for batch_files, x in _batches(model, list(targets), batch_size, skip_bad, skipped, progress):
+    for batch_files, x in _batches(model, _image_size(model), list(targets), batch_size, skip_bad, skipped, progress):
         for path, image in zip(batch_files, model(x)):
             written.append(save_png(image, targets[path]))
     return written, skipped
@@ -205,7 +206,7 @@ def sample_files(weights: Any, n: int, output: str | Path, seed: int = 0) -> lis
 def _class_names(model) -> list[str]:
     if model.class_names is not None:
         return list(model.class_names)
-    return [str(i) for i in range(2 if model.task == "binary" else model.num_outputs)]
+    return [str(i) for i in range(model.class_count)]
 
 
 def _rows(logits, files: Sequence[Path], names: list[str], top_k: int) -> list[dict[str, Any]]:

@@ -100,17 +100,16 @@ class SupervisedModule(ZooModule):
         if not l1 >= 0:
             raise ValueError(f"l1 must be >= 0, got {l1}")
         check_optim_args(optimizer, lr, weight_decay, momentum, scheduler)
-        expected_names = 2 if task == "binary" else num_classes
-        if class_names is not None and len(class_names) != expected_names:
-            raise ValueError(f"class_names must name each of the {expected_names} outputs, got {len(class_names)} names")
         self.finetuning = FineTuning(finetune, backbone_lr_scale, unfreeze_every)
         self.save_hyperparameters()
-        self.class_names = list(class_names) if class_names is not None else None
         self._register_normalization(mean, std)
         self.input_adapter: InputAdapter | None = None  # see adapt_inputs
         self._epoch_inputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # see score_at_epoch_end
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes
+        self.class_names: list[str] | None = None
+        if class_names is not None:
+            self.name_classes(class_names)
         if task != "regression":
             self.monitor, self.monitor_mode = "val/acc", "max"
         metrics = _metrics(task, num_classes)
@@ -144,14 +143,18 @@ class SupervisedModule(ZooModule):
                              f"got {len(self.input_mean)}")
         self.input_adapter = InputAdapter(net_channels, resize_to)
 
+    @property
+    def class_count(self) -> int:
+        """How many classes the outputs stand for: two for a binary classifier's one logit, else one per output."""
+        return 2 if self.task == "binary" else self.num_outputs
+
     def name_classes(self, names: Sequence[str]) -> None:
         """Set :attr:`class_names` (and the hyperparameter, so checkpoints and saved weights keep them)."""
         if self.task == "regression":
             raise ValueError("a regression model has no classes to name")
         names = [str(name) for name in names]
-        expected = 2 if self.task == "binary" else self.num_outputs
-        if len(names) != expected:
-            raise ValueError(f"class_names must name each of the {expected} outputs, got {len(names)} names")
+        if len(names) != self.class_count:
+            raise ValueError(f"class_names must name each of the {self.class_count} classes, got {len(names)} names")
         self.class_names = names
         self.hparams["class_names"] = list(names)
 
@@ -160,8 +163,7 @@ class SupervisedModule(ZooModule):
         # so that every checkpoint and published weight says what its outputs mean.
         datamodule = self.trainer.datamodule
         names = tuple(getattr(datamodule, "class_names", None) or ())
-        expected = 2 if self.task == "binary" else self.num_outputs
-        if self.class_names is None and self.task != "regression" and len(names) == expected:
+        if self.class_names is None and self.task != "regression" and len(names) == self.class_count:
             self.name_classes(names)
 
     @classmethod
