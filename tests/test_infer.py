@@ -137,3 +137,29 @@ def test_samples_are_the_models_and_fixed_by_the_seed(name, tmp_path):
     expected = model.sample(3)[:, 0]
     for i, f in enumerate(files):
         assert (read_png(tmp_path / "a" / f) - expected[i]).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(data_dir, tmp_path):
+    import os
+    import pty
+
+    write_pngs(data_dir, tmp_path / "digits", count=600)
+    leader, follower = pty.openpty()  # stderr is a terminal, as in a user's shell
+    process = subprocess.Popen([*ZOO, "infer", "lenet5_mnist", "digits", "--batch_size", "100", "--output", "p.csv"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower, text=True,
+                               env={**os.environ, "COLUMNS": "100"})
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the command closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=600) == 0
+    assert process.stdout.read().strip() == "600 predictions written to p.csv"
+    assert b"predicting" in shown and b"100%" in shown
+    piped = infer("lenet5_mnist", "digits", "--output", "q.csv", cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -234,9 +234,10 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
+        from rich.console import Console
         from rich.progress import Progress
 
-        self.bar = Progress(transient=True)
+        self.bar = Progress(console=Console(stderr=True), transient=True)  # stdout is for the results
         self.bar.start()
         task = self.bar.add_task("predicting", total=self.total)
         return lambda n: self.bar.advance(task, n)
