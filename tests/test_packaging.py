@@ -23,6 +23,18 @@ def test_wheel_install_ships_the_weights(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == str(target / "zoo" / "_weights")
     assert out.split()[1] == "10" and "lenet5_mnist" in out
+    # The commands after training, from the installed package in a folder of the user's own.
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(tmp_path / "black.png")
+    env = {"PYTHONPATH": str(target)}
+    for args, expected in ((["infer", "lenet5_mnist", "black.png"], "black.png"),
+                           (["export", "lenet5_mnist"], "wrote lenet5_mnist.onnx (onnx)"),
+                           (["export", "vae_mnist", "--part", "decoder", "--format", "torch.export"], "wrote vae_mnist.pt2")):
+        result = subprocess.run([sys.executable, "-m", "zoo.cli", *args], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0 and expected in result.stdout, result.stderr[-2000:]
+    assert {"lenet5_mnist.onnx", "vae_mnist.pt2"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def _lower_bounds() -> dict[str, str]:
