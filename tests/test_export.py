@@ -90,6 +90,9 @@ def test_the_command_with_no_options_writes_a_checked_onnx_file_into_the_current
     assert lines[1].startswith("input:  float32 grayscale images (N, 1, 28, 28) with values in [0, 1]")
     assert lines[2] == "output: logits (N, 10): softmax gives the class probabilities"
     assert result.stderr == ""  # nothing from the exporters reaches the user
+    result = subprocess.run([*ZOO, "export", "lenet5_mnist", "--format", "torch.export"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stderr == "" and (tmp_path / "lenet5_mnist.pt2").is_file()
 
 
 def test_a_fixed_batch_file_takes_only_batches_of_one(tmp_path):

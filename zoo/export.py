@@ -239,7 +239,8 @@ def _write_torch_export(module, inputs, dynamic_shapes, metadata: dict[str, Any]
         # Traced on the larger batch, as for ONNX.
         program = torch.export.export(module, (inputs[-1],), dynamic_shapes=dynamic_shapes)
     torch.export.save(program, str(path), extra_files={METADATA_FILE: json.dumps(metadata)})
-    loaded = torch.export.load(str(path)).module()
+    with _quiet_exporter():  # torch 2.12 warns about its own read-only buffers when loading
+        loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
         return [loaded(x) for x in inputs]
 
@@ -253,7 +254,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
         return {entry.key: json.loads(entry.value) for entry in onnx.load(str(path), load_external_data=False).metadata_props}
     extra = {METADATA_FILE: ""}
-    torch.export.load(str(path), extra_files=extra)
+    with _quiet_exporter():
+        torch.export.load(str(path), extra_files=extra)
     return json.loads(extra[METADATA_FILE])
 
 
