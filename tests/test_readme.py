@@ -49,12 +49,14 @@ INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/
          "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/"]
 EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.export",
           "zoo export vae_mnist --part decoder --output vae_sampler.onnx"]
+REPORT = ["zoo evaluate lenet5_mnist --report report/",
+          "zoo evaluate runs/lenet5_digits/version_0/checkpoints/last.ckpt --report my_report/"]
 # Commands that are .ci/run's own job: the install and the test command.
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", "python -m pytest"]
 
 
 def test_every_readme_command_is_run_by_the_suite():
-    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *RUN_BY_CI}
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *RUN_BY_CI}
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():
@@ -157,3 +159,16 @@ def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, m
     monkeypatch.chdir(user_folder)
     exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), {})
     assert capsys.readouterr().out.strip() == str(["1"] * 3)  # what LeNet-5 makes of a black image
+
+
+def test_readme_report_commands_run_as_written(user_folder, data_dir):
+    env = {"ZOO_DATA_DIR": str(data_dir)}
+    section = (REPO / "README.md").read_text().split("## Evaluation reports and model cards")[1].split("\n## ")[0]
+    assert _run(REPORT[0], user_folder, env).stdout == re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    _run(RUN_IN_ORDER[0], user_folder, env)  # the install section's first run writes the checkpoint
+    printed = _run(REPORT[1], user_folder, env).stdout.splitlines()
+    assert printed[0].split() == ["metric", "measured"] and printed[-1] == "report written to my_report/index.html"
+    for folder in ("report", "my_report"):
+        assert {"metrics.json", "index.html", "confusion_matrix.png"} <= {p.name for p in (user_folder / folder).iterdir()}
+    for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section):
+        assert (REPO / picture).is_file()

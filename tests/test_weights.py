@@ -22,7 +22,7 @@ def saved(tmp_path):
 def test_folder_layout_and_config(saved):
     model, folder = saved
     config = json.loads((folder / "config.json").read_text())
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # README.md: the model card
     assert config["class_path"] == "zoo.models.lenet.LeNet5"
     assert config["sha256"] == sha256_of(folder / "model.safetensors")
     assert config["metrics"] == {"test/acc": 0.5}

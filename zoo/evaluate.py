@@ -24,12 +24,15 @@ def datamodule_for(name: str, **overrides: Any):
     return classes[spec["class_path"]](**init_args)
 
 
-def evaluate_pretrained(name: str, data_dir: str | None = None, accelerator: str = "auto") -> dict[str, dict[str, float]]:
-    """Test shipped weights ``name``; returns ``{metric: {"measured": m, "recorded": r}}``."""
-    model = load_pretrained(name)
-    datamodule = datamodule_for(name, data_dir=data_dir)
+def measure_test_metrics(model, datamodule, accelerator: str = "auto") -> dict[str, float]:
+    """What ``trainer.test`` logs for ``model`` on ``datamodule``'s test split (one device, no logger)."""
     trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
                         enable_model_summary=False, enable_progress_bar=False)
-    measured = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    return {key: float(value) for key, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
+
+
+def evaluate_pretrained(name: str, data_dir: str | None = None, accelerator: str = "auto") -> dict[str, dict[str, float]]:
+    """Test shipped weights ``name``; returns ``{metric: {"measured": m, "recorded": r}}``."""
+    measured = measure_test_metrics(load_pretrained(name), datamodule_for(name, data_dir=data_dir), accelerator)
     recorded = read_manifest()[name]["metrics"]
     return {key: {"measured": float(measured[key]), "recorded": float(value)} for key, value in recorded.items() if key in measured}

@@ -100,7 +100,7 @@ def _batches(model, size: tuple[int, int], files: list[Path], batch_size: int, s
 
     channels, side = size
     model.eval()
-    with _progress(progress, len(files)) as advance, torch.inference_mode():
+    with progress_bar(progress, len(files)) as advance, torch.inference_mode():
         for start in range(0, len(files), batch_size):
             batch_files, images = [], []
             for path in files[start : start + batch_size]:
@@ -225,11 +225,11 @@ def _rows(logits, files: Sequence[Path], names: list[str], top_k: int) -> list[d
     return rows
 
 
-class _progress:
-    """A rich progress bar over the images when ``enabled``, else nothing; yields ``advance(n)``."""
+class progress_bar:
+    """A rich progress bar on stderr over ``total`` steps when ``enabled``, else nothing; yields ``advance(n)``."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total, self.bar = enabled, total, None
+    def __init__(self, enabled: bool, total: int, description: str = "predicting") -> None:
+        self.enabled, self.total, self.description, self.bar = enabled, total, description, None
 
     def __enter__(self):
         if not self.enabled:
@@ -239,7 +239,7 @@ class _progress:
 
         self.bar = Progress(console=Console(stderr=True), transient=True)  # stdout is for the results
         self.bar.start()
-        task = self.bar.add_task("predicting", total=self.total)
+        task = self.bar.add_task(self.description, total=self.total)
         return lambda n: self.bar.advance(task, n)
 
     def __exit__(self, *exc) -> None:

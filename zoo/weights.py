@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # torch and safetensors are imported where weights are read o
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -105,13 +106,18 @@ def save_weights(model: torch.nn.Module, path: Path) -> str:
 
 
 def save_pretrained(model, directory: str | Path, metrics: dict[str, float] | None = None) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory``; returns the folder."""
+    """Write ``model.safetensors``, ``config.json`` and a model card, ``README.md``, into ``directory``
+    (the Hugging Face Hub's layout); returns the folder."""
+    from zoo.cards import model_card
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     sha256 = save_weights(model, directory / WEIGHTS_FILE)
     config = {**model_config(model), "sha256": sha256, "metrics": dict(metrics or {})}
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+    card = model_card(directory.resolve().name, {**config, "num_params": sum(p.numel() for p in model.parameters())})
+    atomic_write(directory / CARD_FILE, lambda tmp: tmp.write_text(card))
     return directory
 
 
