@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 
 @pytest.mark.slow
-def test_wheel_install_ships_the_weights(tmp_path):
+def test_wheel_install_ships_the_weights(tmp_path, data_dir):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(target), str(REPO)], check=True, capture_output=True, timeout=600)
@@ -27,14 +27,16 @@ def test_wheel_install_ships_the_weights(tmp_path):
     from PIL import Image
 
     Image.new("L", (28, 28)).save(tmp_path / "black.png")
-    env = {"PYTHONPATH": str(target)}
+    env = {"PYTHONPATH": str(target), "ZOO_DATA_DIR": str(data_dir)}
     for args, expected in ((["infer", "lenet5_mnist", "black.png"], "black.png"),
+                           (["evaluate", "lenet5_mnist", "--report", "report"], "report written to report/index.html"),
                            (["export", "lenet5_mnist"], "wrote lenet5_mnist.onnx (onnx)"),
                            (["export", "vae_mnist", "--part", "decoder", "--format", "torch.export"], "wrote vae_mnist.pt2")):
         result = subprocess.run([sys.executable, "-m", "zoo.cli", *args], cwd=tmp_path, env=env, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0 and expected in result.stdout, result.stderr[-2000:]
-    assert {"lenet5_mnist.onnx", "vae_mnist.pt2"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"lenet5_mnist.onnx", "vae_mnist.pt2", "report"} <= {p.name for p in tmp_path.iterdir()}
+    assert (tmp_path / "report/confusion_matrix.png").is_file()
 
 
 def _lower_bounds() -> dict[str, str]:
