@@ -82,7 +82,6 @@ def export_weights(
         raise ExportError(f"ONNX export of {type(model).__name__} needs torch >= {RECURRENT_ONNX_TORCH} (torch "
                           f"{torch.__version__}'s exporter writes a graph ONNX Runtime rejects for a recurrent layer "
                           "with a dynamic batch): upgrade torch, or use --format torch.export")
-    metadata = _metadata(model, weights, part, input_shape, kind, dynamic_batch)
     default = Path(stem + FORMATS[format])  # in the current folder
     path = Path(output) if output is not None else default
     if path.is_dir():
@@ -92,6 +91,9 @@ def export_weights(
     module.eval()
     sizes = CHECK_BATCH_SIZES if dynamic_batch else (1, 1)
     inputs = [_check_input(kind, input_shape, size, seed) for seed, size in enumerate(sizes)]
+    with torch.no_grad():
+        output_shape = tuple(module(inputs[0]).shape[1:])
+    metadata = _metadata(model, weights, part, input_shape, output_shape, kind, dynamic_batch)
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic_batch else None
     differences: dict[int, float] = {}
 
@@ -153,8 +155,6 @@ def _exported_part(model, part: str):
         return Decoder(model), (model.hparams.latent_size,), "noise"
     if not shape or any(d is None for d in shape):
         raise ExportError(f"{type(model).__name__} takes inputs of shape {shape}; only fixed-size inputs export")
-    if not isinstance(model, torch.nn.Module):
-        raise ExportError(f"{type(model).__name__} is not a model")
     return model, shape, "noise" if isinstance(model, GAN) else "images"
 
 
@@ -176,7 +176,8 @@ def _check_input(kind: str, shape: tuple[int, ...], batch: int, seed: int):
     return torch.rand(batch, *shape, generator=generator)
 
 
-def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], kind: str, dynamic_batch: bool) -> dict[str, Any]:
+def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_shape: tuple[int, ...], kind: str,
+              dynamic_batch: bool) -> dict[str, Any]:
     """What a user of the exported file needs to know: its source, its input and output, the class names."""
     import zoo
     from zoo.models.supervised import SupervisedModule
@@ -191,11 +192,12 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], kind: str,
         expects = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, the shorter side "
                    f"resized to {shape[-1]} and centre-cropped (as zoo infer reads files); the model normalises them itself")
     if isinstance(model, SupervisedModule):
-        gives = "logits (N, 1): sigmoid gives the probability of class 1" if model.task == "binary" else (
+        gives = f"logits ({batch}, 1): sigmoid gives the probability of class 1" if model.task == "binary" else (
             f"logits ({batch}, {model.num_outputs}): softmax gives the class probabilities" if model.task == "multiclass"
             else f"predictions ({batch}, {model.num_outputs})")
     else:
-        gives = f"images ({batch}, 1, 28, 28) with values in [0, 1]" if kind == "noise" else "reconstructed images, shaped as the input, in [0, 1]"
+        dims = ", ".join(str(d) for d in output_shape)
+        gives = f"images ({batch}, {dims}) with values in [0, 1]" + ("" if kind == "noise" else ": the reconstructions")
     entry = read_manifest().get(weights) if isinstance(weights, str) else None
     class_names = getattr(model, "class_names", None)
     return {

@@ -57,14 +57,14 @@ def write_report(
     Returns:
         What ``metrics.json`` holds.
     """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ReportError(f"--report {directory} is a file: name a folder for the report")
-    model, datamodule, provenance = _load(weights, config, data_dir)
     from zoo.evaluate import measure_test_metrics
     from zoo.models.autoencoder import ReconstructionModule
     from zoo.models.supervised import SupervisedModule
 
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ReportError(f"--report {directory} is a file: name a folder for the report")
+    model, datamodule, provenance = _load(weights, config, data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"weights": str(weights), "class_path": provenance.pop("class_path"),
                               "metrics": measure_test_metrics(model, datamodule, accelerator)}
