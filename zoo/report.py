@@ -170,18 +170,15 @@ def _datamodule(class_path: str, init_args: dict[str, Any], data_dir: str | None
 def _from_checkpoint(path: Path, config: str | Path | None, data_dir: str | None):
     """(model, test DataModule) of a ``zoo fit`` checkpoint: the classes and the data's settings come from
     the checkpoint (``zoo fit`` records both), or from ``config`` when given. Nothing is unpickled."""
-    import torch
-
     from zoo.registry import model_classes
     from zoo.trainer_cli import UsageError, check_checkpoint_file
 
     if not path.is_file():
         raise ReportError(f"{path}: no such checkpoint file")
     try:
-        check_checkpoint_file(str(path))
+        checkpoint = check_checkpoint_file(str(path))
     except UsageError as err:
         raise ReportError(str(err).replace("--ckpt_path ", "", 1)) from err
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if config is not None:
         model_path = _section(config, "model")[0]
         data_path, data_args = _section(config, "data")

@@ -45,14 +45,17 @@ class CheckpointError(UsageError):
     """A checkpoint file cannot be read; nothing was loaded from it."""
 
 
-def check_checkpoint_file(ckpt_path) -> None:
-    """Refuse a ``--ckpt_path`` that is missing, truncated or not a checkpoint, before anything runs."""
+def check_checkpoint_file(ckpt_path) -> dict | None:
+    """Refuse a ``--ckpt_path`` that is missing, truncated or not a checkpoint, before anything runs.
+
+    Returns the checkpoint (memory-mapped, read without unpickling objects); None for no path or a name
+    such as ``last``."""
     if not ckpt_path or ckpt_path in CKPT_NAMES:
-        return
+        return None
     if not Path(ckpt_path).is_file():
         raise CheckpointError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
     try:
-        torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         raise CheckpointError(
             f"--ckpt_path {ckpt_path} is truncated, corrupt or not a Lightning checkpoint ({err}). "
