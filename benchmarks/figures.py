@@ -2,7 +2,8 @@
 
     ZOO_DATA_DIR=<data root> python -m benchmarks.figures [--out benchmarks/figures]
 
-Writes gan_samples.png, vae_samples.png, reconstructions.png (test images next to `ae_mnist`'s
+Writes gan_samples.png, vae_samples.png (64 samples each), cgan_samples.png (a 10 x 10 grid of
+`cgan_mnist`'s samples, one row per digit), reconstructions.png (test images next to `ae_mnist`'s
 reconstructions) and denoising.png (noisy test images next to `dae_mnist`'s output). Seeded: the
 same weights give the same pictures.
 """
@@ -16,6 +17,7 @@ import torch
 from torchvision.utils import save_image
 
 import zoo
+from zoo.callbacks.images import class_grid
 from zoo.drawing import image_grid, pair_grid
 from zoo.data import MNISTDataModule
 
@@ -30,8 +32,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     for name in ("gan_mnist", "vae_mnist"):
-        torch.manual_seed(0)
-        save_image(image_grid(zoo.load_pretrained(name).sample(64), nrow=16), out / f"{name.split('_')[0]}_samples.png")
+        samples = zoo.load_pretrained(name).sample(64, generator=torch.Generator().manual_seed(0))
+        save_image(image_grid(samples, nrow=16), out / f"{name.split('_')[0]}_samples.png")
+    samples = class_grid(zoo.load_pretrained("cgan_mnist"), 10, generator=torch.Generator().manual_seed(0))
+    save_image(image_grid(samples, nrow=10), out / "cgan_samples.png")
 
     x = MNISTDataModule(data_dir=args.data_dir).load_split(train=False)[0][:24].float() / 255  # (24, 1, 28, 28)
     save_image(pair_grid(x, zoo.load_pretrained("ae_mnist")(x)), out / "reconstructions.png")

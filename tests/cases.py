@@ -16,7 +16,8 @@ import torch
 class ModelCase:
     name: str  # registry name
     hparams: dict = field(default_factory=dict)
-    make_input: Callable[[], torch.Tensor] = lambda: torch.rand(4, 1, 28, 28)
+    # the model's input; a tuple is passed as several arguments (a conditional GAN's noise and labels)
+    make_input: Callable[[], torch.Tensor | tuple] = lambda: torch.rand(4, 1, 28, 28)
     # a tiny LightningDataModule for a fast_dev_run fit
     make_datamodule: Callable[[], object] | None = None
     # a scalar that depends on every parameter, for the gradient check
@@ -27,6 +28,11 @@ class ModelCase:
 
     def __post_init__(self):
         self.id = self.id or self.name
+
+
+def call(model: torch.nn.Module, inputs) -> torch.Tensor:
+    """``model(inputs)``, or ``model(*inputs)`` for a tuple of inputs."""
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
 def all_cases() -> list[ModelCase]:

@@ -12,6 +12,15 @@ def _through_both_networks(model, z):
     return model.discriminator(model(z)).square().sum()
 
 
+def _conditional_input():
+    return torch.randn(4, 8), torch.tensor([0, 3, 9, 3])
+
+
+def _through_both_networks_conditional(model, inputs):
+    z, labels = inputs
+    return model.discriminator(model(z, labels), labels).square().sum()
+
+
 CASES = [
     ModelCase("gan", dict(arch="mlp", generator_hidden=[32], discriminator_hidden=[32], **TINY),
               make_input=lambda: torch.randn(4, 8), make_datamodule=RandomImages,
@@ -19,4 +28,8 @@ CASES = [
     ModelCase("gan", dict(arch="dcgan", channels=4, **TINY),
               make_input=lambda: torch.randn(4, 8), make_datamodule=RandomImages,
               scalar=_through_both_networks, output_shape=(4, 1, 28, 28), id="gan-dcgan"),
+    ModelCase("gan", dict(arch="dcgan", channels=4, num_classes=10, loss="hinge", spectral_norm=True, ema_decay=0.9,
+                          **TINY),
+              make_input=_conditional_input, make_datamodule=RandomImages,
+              scalar=_through_both_networks_conditional, output_shape=(4, 1, 28, 28), id="gan-conditional-sn-ema"),
 ]

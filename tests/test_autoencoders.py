@@ -59,6 +59,7 @@ def test_reconstruction_contract(model):
     (SparseAutoencoder, dict(sparsity_weight=-1), "sparsity_weight"),
     (VAE, dict(latent_size=0), "latent_size"),
     (VAE, dict(nll_samples=-1), "nll_samples"),
+    (VAE, dict(iwae_samples=0), "iwae_samples"),
 ])
 def test_bad_arguments_are_refused_naming_the_field(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -127,6 +128,33 @@ def test_importance_sampled_likelihood_matches_numerical_integration():
     assert nelbo > -torch.stack(exact).mean().item()
 
 
+def test_vae_sample_takes_a_generator_and_refuses_labels():
+    model = VAE(latent_size=3, hidden_sizes=[16])
+    torch.manual_seed(7)
+    expected = model.sample(4)
+    assert torch.equal(model.sample(4, generator=torch.Generator().manual_seed(7)), expected)
+    with pytest.raises(ValueError, match="VAE is unconditional"):
+        model.sample(4, labels=3)
+
+
+def test_iwae_training_bound_is_the_importance_sampled_likelihood_with_k_samples():
+    # The IWAE loss with k samples and the test-time estimate -log p(x) with k samples are the same
+    # estimator: with the same noise they must agree, and with k = 1 the loss is the negative ELBO.
+    torch.manual_seed(0)
+    x = (torch.rand(6, 1, 28, 28) < 0.3).float()
+    model = VAE(latent_size=4, hidden_sizes=[16], iwae_samples=8).eval()
+    terms = model.loss_terms(x, x, "test", torch.Generator().manual_seed(3))
+    estimate = model.log_likelihood(x, 8, torch.Generator().manual_seed(3))
+    assert terms["loss"].item() == pytest.approx(-estimate.mean().item(), rel=1e-5)
+    assert terms["iwae_bound"] is terms["loss"]
+    # Tighter than the ELBO of the same model (on average over images; here by nats, untrained).
+    assert terms["loss"].item() < terms["nelbo"].item()
+    elbo_model = VAE(latent_size=4, hidden_sizes=[16], iwae_samples=1).eval()
+    elbo_model.load_state_dict(model.state_dict())
+    single = elbo_model.loss_terms(x, x, "test", torch.Generator().manual_seed(3))
+    assert single["loss"] is single["nelbo"] and "iwae_bound" not in single
+
+
 def test_vae_evaluation_is_reproducible():
     model = VAE(latent_size=3, hidden_sizes=[16], nll_samples=4).eval()
     x = torch.rand(8, 1, 28, 28)
@@ -187,7 +215,7 @@ def test_linear_classifier_on_frozen_codes_reaches_90_percent(mnist):
 
 def test_vae_likelihood_on_binarized_test_images(mnist):
     recorded = read_manifest()["vae_mnist"]["metrics"]
-    assert recorded["test/nll"] <= 95 and recorded["test/nll"] <= recorded["test/nelbo"]
+    assert recorded["test/nll"] <= 87.0 and recorded["test/nll"] <= recorded["test/nelbo"]
     result = evidence.vae_likelihood(mnist[2][:500], num_samples=100)
     assert result["nll"] <= result["nelbo"] and result["nll"] <= 100, result
 

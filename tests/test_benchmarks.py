@@ -23,3 +23,46 @@ def test_benchmark_runs_as_documented(script):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage:" in result.stdout
+
+
+@pytest.mark.slow
+def test_readme_figures_are_what_the_shipped_weights_draw(data_dir, tmp_path):
+    """python -m benchmarks.figures redraws the README's pictures from the shipped files: the same pixels."""
+    from torchvision.io import read_image
+
+    result = subprocess.run([sys.executable, "-m", "benchmarks.figures", "--out", str(tmp_path), "--data_dir",
+                             str(data_dir)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    committed = sorted(p.name for p in (REPO / "benchmarks/figures").glob("*.png"))
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == committed
+    assert "cgan_samples.png" in committed
+    for name in committed:
+        drawn, shipped = read_image(str(tmp_path / name)).int(), read_image(str(REPO / "benchmarks/figures" / name)).int()
+        assert drawn.shape == shipped.shape, name
+        # Other torch versions may round a pixel's last bit differently; nothing more.
+        assert (drawn - shipped).abs().max() <= 1, name
+    cgan = read_image(str(tmp_path / "cgan_samples.png"))
+    assert cgan.shape[1:] == (2 + 10 * 30, 2 + 10 * 30)  # 10 x 10 images of 28 pixels, 2 pixels apart
+
+
+@pytest.mark.slow
+def test_generative_quality_table_repeats_the_manifest(data_dir):
+    """The comparison table's GAN rows are the manifest's test numbers: the same seeded samples."""
+    import re
+
+    from zoo.weights import read_manifest
+
+    result = subprocess.run([sys.executable, "-m", "benchmarks.generative_quality", "--data_dir", str(data_dir)],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = read_manifest()
+    for name in ("gan_mnist", "cgan_mnist"):
+        row = next(line for line in result.stdout.splitlines() if line.startswith(f"| `{name}`"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        metrics = manifest[name]["metrics"]
+        assert float(cells[1]) == pytest.approx(metrics["test/fid_lenet"], abs=0.01), row
+        assert float(cells[2].rstrip("%")) == pytest.approx(100 * metrics["test/coverage_min"], abs=0.05), row
+        if "test/label_acc" in metrics:
+            assert float(cells[4].rstrip("%")) == pytest.approx(100 * metrics["test/label_acc"], abs=0.005), row
+    real = next(line for line in result.stdout.splitlines() if line.startswith("| real MNIST training images"))
+    assert re.search(r"\| 2\.25 \|", real), real  # the floor of the scale, as the README quotes it

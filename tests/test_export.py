@@ -19,22 +19,27 @@ SHIPPED = sorted(read_manifest())
 TARGETS = [(name, "model") for name in SHIPPED] + [("vae_mnist", "decoder")]
 
 
-def run_exported(path, x):
-    """Outputs of an exported file for ``x``, computed by the file's own runtime, not by export_weights."""
+def run_exported(path, inputs):
+    """Outputs of an exported file for the tuple ``inputs``, computed by the file's own runtime, not by export_weights."""
     if path.suffix == ".onnx":
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+        feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)}
+        return torch.from_numpy(session.run(None, feed)[0])
     with torch.no_grad():
-        return torch.export.load(str(path)).module()(x)
+        return torch.export.load(str(path)).module()(*inputs)
 
 
 def fresh_input(model, part, batch):
+    """A tuple of inputs: (x,), or (noise, labels) for a class-conditional GAN."""
     generator = torch.Generator().manual_seed(1234)
     if part == "decoder":
-        return torch.randn(batch, model.hparams.latent_size, generator=generator)
+        return (torch.randn(batch, model.hparams.latent_size, generator=generator),)
     if isinstance(model, zoo.models.gan.GAN):
-        return torch.randn(batch, *model.input_shape, generator=generator)
-    return torch.rand(batch, *model.input_shape, generator=generator)
+        z = torch.randn(batch, *model.input_shape, generator=generator)
+        if model.hparams.num_classes is None:
+            return (z,)
+        return z, torch.randint(model.hparams.num_classes, (batch,), generator=generator)
+    return (torch.rand(batch, *model.input_shape, generator=generator),)
 
 
 @pytest.mark.parametrize("format", ["onnx", "torch.export"])
@@ -51,7 +56,7 @@ def test_every_shipped_weight_exports_and_matches_the_model(name, part, format, 
     # A batch size the export never saw, run by the file's runtime: the batch is dynamic and the numbers are the model's.
     x = fresh_input(model, part, 13)
     with torch.no_grad():
-        expected = model(x) if part == "model" else model.decode(x)
+        expected = model(*x) if part == "model" else model.decode(*x)
     got = run_exported(result.path, x)
     assert got.shape == expected.shape and (got - expected).abs().max() <= 1e-4
     metadata = read_metadata(result.path)
@@ -66,19 +71,36 @@ def test_every_shipped_weight_exports_and_matches_the_model(name, part, format, 
 def test_torch_export_works_directly_on_every_model(name):
     model = zoo.load_pretrained(name)
     x = fresh_input(model, "model", 4)
-    program = torch.export.export(model, (x,))  # input validation stays out of the graph
+    program = torch.export.export(model, x)  # input validation stays out of the graph
     with torch.no_grad():
-        assert torch.equal(program.module()(x), model(x))
+        assert torch.equal(program.module()(*x), model(*x))
     with pytest.raises(ValueError, match="expects input of shape"):  # and keeps its message in eager mode
-        model(x[..., :-1])
+        model(x[0][..., :-1], *x[1:])
 
 
 def test_exported_lenet5_reaches_the_manifests_accuracy_on_the_real_test_split(data_dir, tmp_path):
     path = export_weights("lenet5_mnist", output=tmp_path / "lenet5.onnx").path
     x = read_image_file(str(data_dir / "MNIST/raw/t10k-images-idx3-ubyte"))[:, None].float() / 255
     y = read_label_file(str(data_dir / "MNIST/raw/t10k-labels-idx1-ubyte"))
-    predicted = run_exported(path, x).argmax(1)
+    predicted = run_exported(path, (x,)).argmax(1)
     assert (predicted == y).float().mean().item() == pytest.approx(read_manifest()["lenet5_mnist"]["metrics"]["test/acc"], abs=1e-4)
+
+
+@pytest.mark.parametrize("format", ["onnx", "torch.export"])
+def test_a_conditional_generator_exports_with_noise_and_labels_inputs(format, tmp_path):
+    torch.manual_seed(0)
+    model = zoo.models.GAN(arch="dcgan", latent_dim=8, channels=4, num_classes=10, spectral_norm=True,
+                           ema_decay=0.9, loss="hinge").eval()
+    result = export_weights(model, format=format, output=tmp_path / f"cgan{export.FORMATS[format]}")
+    assert "int64 labels (N,)" in result.metadata["input"]
+    if format == "onnx":
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == ["noise", "labels"]
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(9))
+    for digit in (0, 7):
+        labels = torch.full((5,), digit)
+        with torch.no_grad():
+            assert (run_exported(result.path, (z, labels)) - model(z, labels)).abs().max() <= 1e-5
 
 
 def test_the_command_with_no_options_writes_a_checked_onnx_file_into_the_current_folder(tmp_path):

@@ -65,6 +65,12 @@ def test_forward_names_the_expected_noise_shape(gan):
     (dict(lr_generator=-1.0), "lr must be > 0, got -1"),
     (dict(test_samples=1), "test_samples must be >= 2"),
     (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
+    (dict(loss="wasserstein"), "loss must be one of bce, hinge"),
+    (dict(loss="hinge", label_smoothing=0.1), "the hinge loss has none"),
+    (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\)"),
+    (dict(num_classes=1), "num_classes must be >= 2"),
+    (dict(num_classes=3, class_names=["a", "b"]), "class_names must name each of the num_classes=3 classes"),
+    (dict(class_names=["a", "b"]), "class_names must name each of the num_classes=None classes"),
 ])
 def test_bad_arguments_are_refused_with_the_field_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -109,10 +115,105 @@ def test_label_smoothing_lowers_the_real_target(smoothing):
     assert d_real.item() == pytest.approx(torch.sigmoid(torch.tensor(1.0)).item())
 
 
+CONDITIONAL = dict(TINY["dcgan"], num_classes=10, class_names=[f"digit {d}" for d in range(10)])
+
+
+def test_conditional_samples_follow_the_labels_given_as_ints_or_names():
+    torch.manual_seed(0)
+    gan = zoo.create_model("gan", **CONDITIONAL)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    gan.eval()
+    expected = gan(z, torch.tensor([7, 7, 2, 0]))
+    noise = lambda: torch.Generator().manual_seed(1)  # noqa: E731  (the same z as above)
+    assert torch.equal(gan.sample(4, labels=[7, 7, 2, 0], generator=noise()), expected)
+    assert torch.equal(gan.sample(4, labels=["digit 7", "digit 7", "digit 2", "digit 0"], generator=noise()), expected)
+    # One class for all (a smaller batch: the same values up to the kernels' rounding).
+    torch.testing.assert_close(gan.sample(2, labels="digit 7", generator=noise()), expected[:2])
+    torch.testing.assert_close(gan.sample(2, labels=torch.tensor(7), generator=noise()), expected[:2])
+    # Without labels a conditional GAN cycles through its classes, so each gets an equal share.
+    cycled = torch.arange(4) % 10
+    assert torch.equal(gan.sample(4, generator=noise()), gan(z, cycled))
+    assert not torch.equal(gan(z, torch.zeros(4, dtype=torch.long)), gan(z, torch.ones(4, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([1, 2], "labels must give one class per sample: 3 samples, 2 labels"),
+    (10, r"label 10 is not a class of GAN: use an int in \[0, 9\] or one of the class names"),
+    ("seven", "label 'seven' is not a class of GAN"),
+    ([1.5, 2, 3], "label 1.5 is not a class"),
+    (True, "label True is not a class"),
+])
+def test_bad_labels_are_refused_naming_the_valid_ones(labels, message):
+    gan = zoo.create_model("gan", **CONDITIONAL)
+    with pytest.raises(ValueError, match=message):
+        gan.sample(3, labels=labels)
+
+
+def test_forward_checks_the_labels_it_needs_or_refuses(gan):
+    with pytest.raises(ValueError, match="this GAN is unconditional: call it without labels"):
+        gan(torch.randn(2, 8), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="GAN is unconditional: it draws images without labels"):
+        gan.sample(2, labels=[0, 1])
+    conditional = zoo.create_model("gan", **CONDITIONAL)
+    with pytest.raises(ValueError, match=r"pass the class of each sample, e.g. model\(z, labels\) with labels of shape \(2,\)"):
+        conditional(torch.randn(2, 8))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 9\], got \[0, 12\]"):
+        conditional(torch.randn(2, 8), torch.tensor([0, 12]))
+    with pytest.raises(ValueError, match="labels must be 2 class indices"):
+        conditional(torch.randn(2, 8), torch.tensor([0.0, 1.0]))
+
+
+def test_hinge_loss_of_a_constant_discriminator():
+    torch.manual_seed(0)
+    model = zoo.create_model("gan", **TINY["mlp"], loss="hinge")
+    torch.nn.init.zeros_(model.discriminator.net[-1].weight)
+    torch.nn.init.constant_(model.discriminator.net[-1].bias, 0.25)  # D(x) = 0.25 for every image
+    loss, _, _ = model._discriminator_loss(torch.rand(4, 1, 28, 28))
+    assert loss.item() == pytest.approx((1 - 0.25) + (1 + 0.25))  # max(0, 1 - D(x)) + max(0, 1 + D(G(z)))
+    assert model._generator_loss(4).item() == pytest.approx(-0.25)
+
+
+def test_moving_average_generator_is_what_samples_and_is_saved(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("gan", **TINY["dcgan"], ema_decay=0.5, spectral_norm=True)
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=3, limit_val_batches=0).fit(model, datamodule=RandomImages())
+    ema, live = model.generator_ema.module, model.generator
+    assert int(model.generator_ema.n_averaged) == 3  # one update per generator step
+    assert not all(torch.equal(a, b) for a, b in zip(ema.parameters(), live.parameters()))
+    assert not any(p.requires_grad for p in ema.parameters())  # never trained, never all-reduced
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    model.eval()
+    assert torch.equal(model.sample(5, generator=torch.Generator().manual_seed(2)), ema.eval()(z))
+    assert torch.equal(model(z), ema(z))
+    model.train()
+    assert torch.equal(model(z), live(z))  # training goes through the live generator
+    model.save_pretrained(tmp_path / "saved")
+    loaded = zoo.load_pretrained(str(tmp_path / "saved"))
+    assert torch.equal(loaded.sample(5, generator=torch.Generator().manual_seed(2)), ema.eval()(z))
+
+
+class NamedImages(RandomImages):
+    class_names = tuple("abcdefghij")
+
+
+def test_conditional_gan_takes_the_datamodules_class_names(tmp_path):
+    model = zoo.create_model("gan", **dict(TINY["dcgan"], num_classes=10))
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, datamodule=NamedImages())
+    assert model.class_names == list("abcdefghij") and model.hparams.class_names == list("abcdefghij")
+    model.save_pretrained(tmp_path / "saved")
+    assert zoo.load_pretrained(str(tmp_path / "saved")).sample(2, labels="c").shape == (2, 1, 28, 28)
+    unconditional = zoo.create_model("gan", **TINY["dcgan"])
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(unconditional,
+                                                                                          datamodule=NamedImages())
+    assert unconditional.class_names is None and "class_names" not in unconditional.hparams or \
+        unconditional.hparams.class_names is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe, tiny", [
     ("gan_mnist_mlp", ["--model.init_args.generator_hidden", "[16, 32]", "--model.init_args.discriminator_hidden", "[32]"]),
     ("gan_mnist_dcgan", ["--model.init_args.channels", "4"]),
+    ("cgan_mnist", ["--model.init_args.channels", "4"]),  # class-conditional: hinge loss, spectral norm, moving average
 ])
 def test_two_process_ddp_fit_and_test(recipe, tiny, data_dir, in_tmp):
     out = run_zoo(
@@ -125,6 +226,7 @@ def test_two_process_ddp_fit_and_test(recipe, tiny, data_dir, in_tmp):
     )
     assert out.count("Test results of the best checkpoint") == 1  # rank zero only
     assert "test/fid_lenet" in out and "test/coverage_min" in out
+    assert ("test/label_acc" in out) == (recipe == "cgan_mnist")
     versions = list((in_tmp / "runs" / recipe).iterdir())
     assert [v.name for v in versions] == ["version_0"]
     with open(versions[0] / "metrics.csv") as f:
@@ -135,14 +237,39 @@ def test_two_process_ddp_fit_and_test(recipe, tiny, data_dir, in_tmp):
 
 
 @pytest.mark.slow
-def test_shipped_gan_mnist_remeasures_to_its_manifest_numbers(data_dir):
+@pytest.mark.parametrize("name", ["gan_mnist", "cgan_mnist"])
+def test_shipped_gans_remeasure_to_their_manifest_numbers(name, data_dir):
     from zoo.evaluate import evaluate_pretrained
 
-    if "gan_mnist" not in zoo.list_pretrained():
-        pytest.fail("weights/manifest.json has no gan_mnist entry; publish it with recipes/gan_mnist_mlp.yaml")
-    results = evaluate_pretrained("gan_mnist", data_dir=str(data_dir), accelerator="cpu")
-    assert set(results) == {"test/fid_lenet", "test/coverage_min", "test/coverage_max"}
-    for key, pair in results.items():
+    if name not in zoo.list_pretrained():
+        pytest.fail(f"weights/manifest.json has no {name} entry; publish it with recipes/{name}.yaml")
+    results = evaluate_pretrained(name, data_dir=str(data_dir), accelerator="cpu")
+    conditional = name == "cgan_mnist"
+    assert set(results) == {"test/fid_lenet", "test/coverage_min", "test/coverage_max"} | (
+        {"test/label_acc"} if conditional else set())
+    for key, pair in results.items():  # seeded sampling: the same images as when the manifest was written
         assert pair["measured"] == pytest.approx(pair["recorded"], abs=1e-3), key
-    # Mode coverage target: every digit between 5 % and 15 % of 10,000 samples, as lenet5_mnist sees them.
-    assert results["test/coverage_min"]["measured"] >= 0.05 and results["test/coverage_max"]["measured"] <= 0.15
+    # Mode coverage, as lenet5_mnist classifies 10,000 samples: every digit within 5-15 % (gan_mnist), and
+    # within 8-12 % for the conditional GAN, which also draws the digit asked for.
+    low, high = (0.08, 0.12) if conditional else (0.05, 0.15)
+    assert results["test/coverage_min"]["measured"] >= low and results["test/coverage_max"]["measured"] <= high
+    if conditional:
+        assert results["test/label_acc"]["measured"] >= 0.97
+
+
+@pytest.mark.slow
+def test_readme_conditional_sampling_block_runs_as_written():
+    import re
+
+    section = (REPO / "README.md").read_text().split("### GAN")[1].split("\n### ")[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope = {"torch": torch, "zoo": zoo}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["sevens"].shape == (16, 1, 28, 28) and scope["mixed"].shape == (3, 1, 28, 28)
+    assert scope["grid"].shape == (100, 1, 28, 28)
+    judge = zoo.load_pretrained("lenet5_mnist")
+    with torch.no_grad():
+        assert (judge(scope["sevens"]).argmax(1) == 7).sum() >= 15  # the digit asked for
+        assert judge(scope["mixed"]).argmax(1).tolist() == [0, 4, 9]
+    again = scope["gan"].sample(16, labels=7, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(scope["same"], again)

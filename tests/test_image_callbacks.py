@@ -135,3 +135,20 @@ def test_images_reach_wandb(tmp_path, monkeypatch):
 def test_bad_arguments_are_refused(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_a_conditional_gan_gets_one_row_per_class(tmp_path):
+    from zoo.models import GAN
+
+    torch.manual_seed(0)
+    gan = GAN(arch="dcgan", latent_dim=8, channels=4, num_classes=4).eval()
+    grid = SampleImages(seed=5, per_class=3).make_image(None, gan)
+    assert grid.shape == (3, 2 + 4 * CELL, 2 + 3 * CELL)  # 4 rows (classes) of 3 samples
+    labels = torch.arange(4).repeat_interleave(3)
+    expected = gan.sample(12, labels=labels, generator=torch.Generator().manual_seed(5))
+    for i in range(12):
+        r, c = divmod(i, 3)  # row r holds class r
+        cell = grid[0, 2 + r * CELL: r * CELL + CELL, 2 + c * CELL: c * CELL + CELL]
+        assert torch.allclose(cell, expected[i, 0])
+    with pytest.raises(ValueError, match="per_class"):
+        SampleImages(per_class=0)

@@ -163,3 +163,27 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(data_dir, tmp_path):
     assert b"predicting" in shown and b"100%" in shown
     piped = infer("lenet5_mnist", "digits", "--output", "q.csv", cwd=tmp_path)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_sample_draws_the_label_asked_for_from_a_conditional_gan(tmp_path):
+    from zoo.models import GAN
+
+    torch.manual_seed(0)
+    GAN(arch="dcgan", latent_dim=8, channels=4, num_classes=10,
+        class_names=[str(d) for d in range(10)]).save_pretrained(tmp_path / "cgan")
+    for folder, label in (("seven", "7"), ("cycled", None)):
+        extra = ["--label", label] if label else []
+        result = subprocess.run([*ZOO, "sample", "cgan", "3", "--output", folder, *extra], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    model = zoo.load_pretrained(str(tmp_path / "cgan"))
+    for folder, labels in (("seven", 7), ("cycled", None)):
+        expected = model.sample(3, labels=labels, generator=torch.Generator().manual_seed(0))[:, 0]
+        for i in range(3):
+            assert (read_png(tmp_path / folder / f"sample_{i:04d}.png") - expected[i]).abs().max() <= 0.5 / 255 + 1e-6
+    for weights, label, message in (("cgan", "12", "label 12 is not a class of GAN"),
+                                    ("gan_mnist", "7", "is unconditional: it draws images without a label")):
+        result = subprocess.run([*ZOO, "sample", weights, "2", "--output", "bad", "--label", label], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert not (tmp_path / "bad").exists()

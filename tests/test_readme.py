@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
+import zoo
 from tests.conftest import REPO
 
 CI_RUN = (REPO / ".ci/run").read_text()
@@ -46,7 +48,8 @@ RUN_IN_ORDER = [
 ]
 VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
 INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv",
-         "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/"]
+         "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/",
+         "zoo sample cgan_mnist 16 --output sevens/ --label 7"]
 EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.export",
           "zoo export vae_mnist --part decoder --output vae_sampler.onnx"]
 REPORT = ["zoo evaluate lenet5_mnist --report report/",
@@ -144,6 +147,10 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
     assert sorted(p.name for p in (user_folder / "reconstructions").iterdir()) == [f"test_{i:04d}.png" for i in range(8)]
     assert _run(INFER[3], user_folder, {}).stdout.strip() == "16 samples written to samples"
     assert len(list((user_folder / "samples").glob("sample_*.png"))) == 16
+    assert _run(INFER[4], user_folder, {}).stdout.strip() == "16 samples written to sevens"
+    sevens = torch.stack([torch.from_numpy(np.array(Image.open(f))).float() / 255
+                          for f in sorted((user_folder / "sevens").glob("sample_*.png"))])[:, None]
+    assert (zoo.load_pretrained("lenet5_mnist")(sevens).argmax(1) == 7).sum() >= 15  # the digit asked for
 
 
 def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, monkeypatch):

@@ -107,7 +107,7 @@ trainer:
     init_args: {save_dir: runs, name: gan}
 model:
   class_path: zoo.models.GAN
-  init_args: {arch: dcgan, latent_dim: 8, channels: 4, val_samples: 32, test_samples: 32, label_smoothing: 0.1}
+  init_args: {arch: dcgan, latent_dim: 8, channels: 4, val_samples: 32, test_samples: 32, %s}
 data:
   class_path: zoo.data.DigitsDataModule
   init_args: {batch_size: 64, seed: 1}
@@ -115,10 +115,15 @@ data:
 
 
 @pytest.mark.slow
-def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("options, networks", [
+    ("label_smoothing: 0.1", {"generator", "discriminator"}),
+    # the shipped recipes' options: class labels, hinge loss, spectral norm, a moving average of G
+    ("num_classes: 10, loss: hinge, spectral_norm: true, ema_decay: 0.9", {"generator", "discriminator", "generator_ema"}),
+], ids=["bce", "conditional-hinge-sn-ema"])
+def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(options, networks, tmp_path):
     """Two optimizers under manual optimization: both networks and both Adam states must match."""
     recipe = tmp_path / "gan.yaml"
-    recipe.write_text(GAN_RECIPE)
+    recipe.write_text(GAN_RECIPE % options)
     env = {"PYTHONPATH": str(REPO)}
     run = ["fit", "--config", str(recipe)]
     (tmp_path / "straight").mkdir()
@@ -136,7 +141,7 @@ def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     resumed = torch.load(tmp_path / "crashed/runs/gan/version_0/checkpoints/last.ckpt", weights_only=True)
 
     assert resumed["global_step"] == steps
-    assert {k.split(".")[0] for k in straight["state_dict"]} == {"generator", "discriminator"}
+    assert {k.split(".")[0] for k in straight["state_dict"]} == networks
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
     assert len(straight["optimizer_states"]) == 2

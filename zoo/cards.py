@@ -47,6 +47,8 @@ METRICS = {  # metric key (without the "test/" prefix) -> what it measures
     "fid_lenet": "Fréchet distance in LeNet-5 features, 10,000 samples vs the 10,000 test images (lower is better)",
     "coverage_min": "the smallest share of any digit among the samples, as lenet5_mnist classifies them (10 % is even)",
     "coverage_max": "the largest share of any digit among the samples",
+    "label_acc": "the share of samples lenet5_mnist classifies as the digit they were drawn for (1,000 per digit)",
+    "iwae_bound": "the importance-weighted bound the model trained on, per image, nats",
 }
 CARDS_DIR = "cards"
 REPORTS_DIR = "reports"
@@ -68,20 +70,21 @@ def model_card(name: str, entry: dict[str, Any], report: dict[str, Any] | None =
     cls = model_classes().get(entry["class_path"])
     summary = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None else entry["class_path"]
     kind = _kind(entry["class_path"])
+    conditional = (entry.get("hparams") or {}).get("num_classes") is not None and kind == "gan"
     dataset = DATASETS.get(entry.get("dataset", ""))
-    lines = ["---", "library_name: lightning-zoo", f"tags: [{', '.join(_tags(kind, entry))}]"]
+    lines = ["---", "library_name: lightning-zoo", f"tags: [{', '.join(_tags(kind, entry, conditional))}]"]
     if entry.get("dataset"):
         lines.append(f"datasets: [{entry['dataset']}]")
     lines += ["---", "", f"# {name}", "", f"{summary} `{entry['class_path']}`"
               + (f", {entry['num_params']:,} parameters" if "num_params" in entry else "")
               + (f", trained on {dataset['title']}." if dataset else "."), ""]
-    lines += _use(name, kind, entry)
+    lines += _use(name, kind, entry, conditional)
     lines += _data(entry, dataset)
     lines += _metrics(entry, report, dataset)
     if report and pictures is not None:
         lines += [f"![{caption}]({pictures}/{file})\n\n*{caption.capitalize()}.*\n" for file, caption in report["pictures"].items()]
     lines += _reproduce(entry)
-    lines += _limitations(kind, dataset)
+    lines += _limitations(kind, dataset, conditional)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -94,13 +97,15 @@ def _kind(class_path: str) -> str:
     return {(True, True): "vae", (True, False): "autoencoder", (False, True): "gan"}.get((decodes, samples), "classifier")
 
 
-def _tags(kind: str, entry: dict[str, Any]) -> list[str]:
+def _tags(kind: str, entry: dict[str, Any], conditional: bool = False) -> list[str]:
     task = {"classifier": "image-classification", "autoencoder": "image-to-image", "vae": "unconditional-image-generation",
             "gan": "unconditional-image-generation"}[kind]
+    if conditional:
+        task = "class-conditional-image-generation"
     return [task, entry["class_path"].rsplit(".", 1)[-1].lower(), "pytorch-lightning", "safetensors"]
 
 
-def _use(name: str, kind: str, entry: dict[str, Any]) -> list[str]:
+def _use(name: str, kind: str, entry: dict[str, Any], conditional: bool = False) -> list[str]:
     load = ["```python", "import zoo", "", f'model = zoo.load_pretrained("{name}")  # eval mode, CPU; sha256 checked']
     if kind == "classifier":
         names = entry.get("hparams", {}).get("class_names")
@@ -111,6 +116,12 @@ def _use(name: str, kind: str, entry: dict[str, Any]) -> list[str]:
         if names:
             load += ["", "Classes, in output order: " + ", ".join(f"`{n}`" for n in names) + "."]
         commands = [f"zoo infer {name} my_images/ --output predictions.csv"]
+    elif kind == "gan" and conditional:
+        names = entry["hparams"].get("class_names") or [str(i) for i in range(entry["hparams"]["num_classes"])]
+        load += [f'images = model.sample(16, labels="{names[-3]}")  # (16, 1, 28, 28) in [0, 1], all of class {names[-3]}',
+                 "grid = model.sample(100)  # without labels: the classes in turn, 10 of each", "```", "",
+                 "Classes (`labels` takes an index or a name): " + ", ".join(f"`{n}`" for n in names) + "."]
+        commands = [f"zoo sample {name} 16 --output samples/ --label {names[-3]}"]
     elif kind == "gan":
         load += ["images = model.sample(16)  # (16, 1, 28, 28) in [0, 1]", "```"]
         commands = [f"zoo sample {name} 16 --output samples/"]
@@ -190,10 +201,17 @@ def _reproduce(entry: dict[str, Any]) -> list[str]:
         facts.append("trained with " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     facts.append(f"weights sha256 `{entry['sha256']}`")
     text = "; ".join(facts)
-    return [*lines, text[0].upper() + text[1:] + ".", ""]
+    lines += [text[0].upper() + text[1:] + ".", ""]
+    training = entry.get("training")
+    if training:
+        minutes = training["fit_seconds"] / 60
+        took = f"{minutes:.0f} min" if minutes >= 10 else f"{minutes:.1f} min"
+        lines += [f"Training (`fit`, {training['epochs']} epochs) took {took} on {training['hardware']}"
+                  + (", counting only the part after the last resume" if training.get("resumed") else "") + ".", ""]
+    return lines
 
 
-def _limitations(kind: str, dataset: dict[str, Any] | None) -> list[str]:
+def _limitations(kind: str, dataset: dict[str, Any] | None, conditional: bool = False) -> list[str]:
     data = dataset["title"] if dataset else "its training data"
     like = f"images like {data}'s" + (": one centred object on a plain background, 28×28 grayscale" if dataset else "")
     text = {
@@ -204,8 +222,9 @@ def _limitations(kind: str, dataset: dict[str, Any] | None) -> list[str]:
         "vae": f"Generates and reconstructs images like {data}'s, for teaching and as a likelihood baseline; its "
                "samples are blurry, as a VAE with a factorised Bernoulli decoder's are.",
         "gan": f"Generates images like {data}'s, for teaching; the Fréchet distance above says how far its samples are "
-               "from real ones (10,000 real training images score 2.25 on the same measure), and it cannot be "
-               "asked for a particular class.",
+               "from real ones (10,000 real training images score 2.25 on the same measure)"
+               + (": ask it for a class with `labels`, and `label_acc` says how often it draws that class."
+                  if conditional else ", and it cannot be asked for a particular class."),
     }[kind]
     return ["## Intended use and limitations", "", text, "Not for decisions about people.", ""]
 

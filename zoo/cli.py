@@ -29,7 +29,7 @@ usage: zoo {fit,validate,test,predict} --config RECIPE.yaml [--section.option VA
        zoo list
        zoo evaluate WEIGHTS [--report DIR] [--config RECIPE.yaml] [--data_dir DIR]
        zoo infer WEIGHTS IMAGES... [--output preds.csv|preds.json|DIR] [--top_k K]
-       zoo sample WEIGHTS N --output DIR [--seed S]
+       zoo sample WEIGHTS N --output DIR [--seed S] [--label CLASS]
        zoo export WEIGHTS [--format onnx|torch.export] [--output FILE] [--no-dynamic_batch] [--part decoder]
 
 commands:
@@ -168,12 +168,15 @@ def _sample(argv: list[str]) -> int:
     parser.add_argument("n", type=int, help="how many images")
     parser.add_argument("--output", type=Path, required=True, help="the folder for sample_0000.png, ...")
     parser.add_argument("--seed", type=int, default=0, help="the same seed draws the same images")
+    parser.add_argument("--label", default=None, help="the class to draw, by index or name (class-conditional "
+                        "models only; without it they cycle through their classes)")
     args = parser.parse_args(argv)
     from zoo.infer import InferenceError, sample_files
     from zoo.weights import WeightsError
 
+    label = int(args.label) if args.label is not None and args.label.lstrip("-").isdigit() else args.label
     try:
-        written = sample_files(args.weights, args.n, args.output, seed=args.seed)
+        written = sample_files(args.weights, args.n, args.output, seed=args.seed, label=label)
     except (InferenceError, WeightsError) as err:
         print(f"zoo sample: error: {err}", file=sys.stderr)
         return 2

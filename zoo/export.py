@@ -1,8 +1,9 @@
 """Weights as files for deployment: ``zoo export WEIGHTS --format onnx|torch.export``.
 
 What is exported is the model's ``forward``: a classifier's logits, an autoencoder's reconstruction,
-a GAN generator's images from noise; ``part="decoder"`` exports an autoencoder's decoder instead (a
-VAE's sampler: images from z ~ N(0, I)). The batch dimension is dynamic unless asked otherwise.
+a GAN generator's images from noise (a class-conditional one's from two inputs, noise and labels);
+``part="decoder"`` exports an autoencoder's decoder instead (a VAE's sampler: images from
+z ~ N(0, I)). The batch dimension is dynamic unless asked otherwise.
 
 Nothing is assumed to work: after writing, the exported file is loaded and run (ONNX Runtime for
 ONNX, ``torch.export.load`` for the other) on seeded inputs of two batch sizes, and the export fails,
@@ -90,16 +91,19 @@ def export_weights(
 
     module.eval()
     sizes = CHECK_BATCH_SIZES if dynamic_batch else (1, 1)
-    inputs = [_check_input(kind, input_shape, size, seed) for seed, size in enumerate(sizes)]
+    num_classes = _num_classes(module)
+    # Each check input is a tuple: (x,), or (noise, labels) for a class-conditional generator.
+    inputs = [_check_input(kind, input_shape, size, seed, num_classes) for seed, size in enumerate(sizes)]
     with torch.no_grad():
-        output_shape = tuple(module(inputs[0]).shape[1:])
+        output_shape = tuple(module(*inputs[0]).shape[1:])
     metadata = _metadata(model, weights, part, input_shape, output_shape, kind, dynamic_batch)
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic_batch else None
+    batch_dim = torch.export.Dim("batch", min=1, max=1 << 16)  # one dimension: noise and labels share it
+    dynamic_shapes = tuple({0: batch_dim} for _ in inputs[0]) if dynamic_batch else None
     differences: dict[int, float] = {}
 
     def write_and_check(tmp: Path) -> None:
         with torch.no_grad():
-            expected = [module(x) for x in inputs]
+            expected = [module(*x) for x in inputs]
         run = _write_onnx if format == "onnx" else _write_torch_export
         try:
             outputs = run(module, inputs, dynamic_shapes, metadata, tmp)
@@ -109,10 +113,11 @@ def export_weights(
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise ExportError(f"{format} could not export {type(model).__name__}: {type(err).__name__}: {first_line}") from err
         for x, got, want in zip(inputs, outputs, expected):
+            batch = len(x[0])
             if got.shape != want.shape:
-                raise ExportMismatch(f"the exported file gives shape {tuple(got.shape)} for a batch of {len(x)}, "
+                raise ExportMismatch(f"the exported file gives shape {tuple(got.shape)} for a batch of {batch}, "
                                      f"the model {tuple(want.shape)}; nothing was written")
-            differences[len(x)] = max(differences.get(len(x), 0.0), float((got - want).abs().max()))
+            differences[batch] = max(differences.get(batch, 0.0), float((got - want).abs().max()))
         worst = max(differences.values())
         if not worst <= tolerance:  # also catches NaN
             raise ExportMismatch(f"the exported file differs from the model by up to {worst:.3g} (tolerance "
@@ -169,11 +174,19 @@ class Decoder(torch.nn.Module):
         return self.autoencoder.decode(z)
 
 
-def _check_input(kind: str, shape: tuple[int, ...], batch: int, seed: int):
+def _num_classes(module) -> int | None:
+    """The classes a class-conditional generator takes as its second input; None for one-input modules."""
+    from zoo.models.gan import GAN
+
+    return module.hparams.num_classes if isinstance(module, GAN) else None
+
+
+def _check_input(kind: str, shape: tuple[int, ...], batch: int, seed: int, num_classes: int | None = None) -> tuple:
     generator = torch.Generator().manual_seed(seed)
     if kind == "noise":
-        return torch.randn(batch, *shape, generator=generator)
-    return torch.rand(batch, *shape, generator=generator)
+        z = torch.randn(batch, *shape, generator=generator)
+        return (z,) if num_classes is None else (z, torch.randint(num_classes, (batch,), generator=generator))
+    return (torch.rand(batch, *shape, generator=generator),)
 
 
 def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_shape: tuple[int, ...], kind: str,
@@ -187,6 +200,9 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
     dims = ", ".join(str(d) for d in shape)
     if kind == "noise":
         expects = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
+        if _num_classes(model) is not None:
+            expects += (f", and int64 labels ({batch},): the class of each image, in [0, {_num_classes(model) - 1}] "
+                        "(class_names gives their names)")
     else:
         channels = {1: "grayscale", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel")
         expects = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, the shorter side "
@@ -220,8 +236,9 @@ def _write_onnx(module, inputs, dynamic_shapes, metadata: dict[str, Any], path: 
 
     with _quiet_exporter():
         # Traced on the larger batch: a batch of one would fix the batch size to 1.
-        program = torch.onnx.export(module, (inputs[-1],), dynamo=True, dynamic_shapes=dynamic_shapes,
-                                    input_names=["input"], output_names=["output"], verbose=False)
+        names = ["input"] if len(inputs[-1]) == 1 else ["noise", "labels"]
+        program = torch.onnx.export(module, inputs[-1], dynamo=True, dynamic_shapes=dynamic_shapes,
+                                    input_names=names, output_names=["output"], verbose=False)
         if program is None:
             raise ExportError("torch.onnx.export returned no program")
         program.save(str(path))
@@ -231,20 +248,20 @@ def _write_onnx(module, inputs, dynamic_shapes, metadata: dict[str, Any], path: 
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(proto, str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    return [torch.from_numpy(session.run(None, {input_name: x.numpy()})[0]) for x in inputs]
+    names = [i.name for i in session.get_inputs()]
+    return [torch.from_numpy(session.run(None, {name: t.numpy() for name, t in zip(names, x)})[0]) for x in inputs]
 
 
 def _write_torch_export(module, inputs, dynamic_shapes, metadata: dict[str, Any], path: Path):
     """``torch.export`` the module, save the program with the metadata, and run the reloaded program."""
     with _quiet_exporter():
         # Traced on the larger batch, as for ONNX.
-        program = torch.export.export(module, (inputs[-1],), dynamic_shapes=dynamic_shapes)
+        program = torch.export.export(module, inputs[-1], dynamic_shapes=dynamic_shapes)
     torch.export.save(program, str(path), extra_files={METADATA_FILE: json.dumps(metadata)})
     with _quiet_exporter():  # torch 2.12 warns about its own read-only buffers when loading
         loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
-        return [loaded(x) for x in inputs]
+        return [loaded(*x) for x in inputs]
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

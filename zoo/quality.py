@@ -11,6 +11,8 @@ Inception features say little about 28x28 digits anyway. We use the same Fréche
 - **Mode coverage**: the share of each digit among generated images, as classified by the same
   LeNet-5. A generator that covers MNIST's modes gives every digit about 10%; mode collapse shows
   as a share near 0 (``coverage_min``) and another far above 10% (``coverage_max``).
+- **Label accuracy** (conditional generators): the share of images the same LeNet-5 classifies as
+  the class they were generated for, ``label_acc``.
 """
 
 from __future__ import annotations
@@ -57,13 +59,22 @@ class ClassCoverage(Metric):
         self.classifier = classifier
         self.num_classes = num_classes
         self.add_state("counts", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("hits", torch.tensor(0), dist_reduce_fx="sum")  # predicted == asked-for class
+        self.add_state("labelled", torch.tensor(0), dist_reduce_fx="sum")  # images that came with a class
 
-    def update(self, images: torch.Tensor) -> None:
-        labels = self.classifier(images).argmax(dim=1)
-        self.counts += torch.bincount(labels, minlength=self.num_classes)
+    def update(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        predicted = self.classifier(images).argmax(dim=1)
+        self.counts += torch.bincount(predicted, minlength=self.num_classes)
+        if labels is not None:
+            self.hits += (predicted == labels.to(predicted.device)).sum()
+            self.labelled += len(labels)
 
     def compute(self) -> torch.Tensor:
         return self.counts.float() / self.counts.sum().clamp(min=1)  # (num_classes,) shares
+
+    def label_accuracy(self) -> torch.Tensor:
+        """The share of labelled images classified as their label (NaN when none came with a label)."""
+        return self.hits.float() / self.labelled if self.labelled else torch.tensor(float("nan"))
 
 
 class SampleQuality(nn.Module):
@@ -90,17 +101,20 @@ class SampleQuality(nn.Module):
         self.coverage = ClassCoverage(classifier, num_classes=int(classifier.num_outputs))
 
     @torch.no_grad()
-    def update(self, images: torch.Tensor, real: bool) -> None:
+    def update(self, images: torch.Tensor, real: bool, labels: torch.Tensor | None = None) -> None:
+        """Add real or generated images; ``labels`` are the classes generated images were asked for."""
         self.fid.update(images, real=real)
         if not real:
-            self.coverage.update(images)
+            self.coverage.update(images, labels)
 
     @torch.no_grad()
     def compute(self) -> dict[str, torch.Tensor]:
-        """``fid_lenet``, ``coverage_min``, ``coverage_max`` and the per-class ``shares``."""
+        """``fid_lenet``, ``coverage_min``, ``coverage_max``, the per-class ``shares`` and ``label_acc``
+        (NaN unless the generated images came with labels)."""
         shares = self.coverage.compute()
         return {"fid_lenet": self.fid.compute().float(), "coverage_min": shares.min(),
-                "coverage_max": shares.max(), "shares": shares}
+                "coverage_max": shares.max(), "shares": shares,
+                "label_acc": self.coverage.label_accuracy().to(shares.device)}
 
     def reset(self) -> None:
         self.fid.reset()

@@ -313,11 +313,19 @@ def _samples(model, directory: Path, pictures: dict[str, str]) -> None:
     from zoo.drawing import image_grid
     from zoo.infer import save_png
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(PICTURE_SEED)
-        images = model.sample(SAMPLES_SHOWN)
-    save_png(_enlarged(image_grid(images)), directory / "samples.png")
-    pictures["samples.png"] = f"{SAMPLES_SHOWN} generated images (seed {PICTURE_SEED})"
+    from zoo.callbacks.images import class_grid
+
+    generator = torch.Generator().manual_seed(PICTURE_SEED)
+    num_classes = model.hparams.get("num_classes")
+    if num_classes is not None:  # a class-conditional model: one row per class
+        per_class = 10
+        grid = image_grid(class_grid(model, per_class, generator), nrow=per_class)
+        caption = f"{per_class} generated images of each class, one row per class (seed {PICTURE_SEED})"
+    else:
+        grid = image_grid(model.sample(SAMPLES_SHOWN, generator=generator))
+        caption = f"{SAMPLES_SHOWN} generated images (seed {PICTURE_SEED})"
+    save_png(_enlarged(grid), directory / "samples.png")
+    pictures["samples.png"] = caption
 
 
 def _enlarged(grid, factor: int = 2):

@@ -11,6 +11,7 @@ import importlib
 import os
 import pickle
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -213,6 +214,7 @@ class ZooCLI(LightningCLI):
     def before_fit(self) -> None:
         if self._resuming():
             self.config_init.fit.ckpt_path = str(self._last_checkpoint())
+        self._fit_started = time.perf_counter()
 
     def _last_checkpoint(self) -> Path:
         """The run's ``last.ckpt`` for ``--ckpt_path last``; an error that says where it looked if there is none."""
@@ -230,6 +232,7 @@ class ZooCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
+        self._fit_seconds = time.perf_counter() - self._fit_started
         if not (self._option("test_after_fit") or self._option("publish")):
             return
         checkpoint = self.trainer.checkpoint_callback
@@ -241,6 +244,19 @@ class ZooCLI(LightningCLI):
             print(f"\nTest results of the {source}: {summary}")
             if self._option("publish"):
                 self._publish(results)
+
+    def _training_record(self) -> dict[str, object]:
+        """How long ``fit`` took and on what: the model card's training time."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device
+        if device.type == "cuda":
+            hardware = torch.cuda.get_device_name(device)
+        else:
+            hardware = f"CPU, {torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}"
+        if trainer.world_size > 1:
+            hardware = f"{trainer.world_size} processes, each {hardware}"
+        return {"fit_seconds": round(self._fit_seconds), "hardware": hardware, "resumed": self._resuming(),
+                "epochs": trainer.current_epoch}
 
     def _publish(self, results: dict[str, float]) -> None:
         from zoo.registry import name_of_datamodule
@@ -269,5 +285,6 @@ class ZooCLI(LightningCLI):
             "recipe": "zoo " + " ".join(command),
             "seed": self.config[self.subcommand]["seed_everything"],
             "trained_with": {"torch": torch.__version__, "lightning": lightning.__version__},
+            "training": self._training_record(),
         })
         print(f"Published {name}: {self._option('weights_dir')}/{record['file']} (sha256 {record['sha256'][:12]}...)")

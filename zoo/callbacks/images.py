@@ -123,31 +123,39 @@ class ReconstructionImages(_ValidationImages):
         return None if x is None else pair_grid(x, pl_module(x))
 
 
+def class_grid(model, per_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Samples of a class-conditional model, one row per class: (num_classes * per_class, C, H, W)."""
+    labels = torch.arange(model.hparams.num_classes).repeat_interleave(per_class)
+    return model.sample(len(labels), labels=labels, generator=generator)
+
+
 class SampleImages(ImageLogger):
     """Images from ``model.sample(n)`` with a fixed seed, so every epoch shows the same noise batch.
 
-    Works for any model with ``sample(n)`` (VAE, GAN). The global random state is left untouched.
+    Works for any model with ``sample(n)`` (VAE, GAN). A class-conditional model (one with
+    ``hparams.num_classes``) gets a class-by-row grid instead: ``per_class`` samples of each class.
+    The global random state is left untouched.
 
     Args:
-        num_samples: images per picture.
+        num_samples: images per picture of an unconditional model.
         seed: seed of the noise batch.
         every_n_epochs: draw after every n-th validation epoch.
+        per_class: images per row (class) of a conditional model's grid.
     """
 
     tag = "samples"
 
-    def __init__(self, num_samples: int = 64, seed: int = 0, every_n_epochs: int = 1) -> None:
+    def __init__(self, num_samples: int = 64, seed: int = 0, every_n_epochs: int = 1, per_class: int = 10) -> None:
         super().__init__(every_n_epochs)
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples, self.seed = num_samples, seed
+        if num_samples < 1 or per_class < 1:
+            raise ValueError(f"num_samples and per_class must be >= 1, got {num_samples} and {per_class}")
+        self.num_samples, self.seed, self.per_class = num_samples, seed, per_class
 
     def make_image(self, trainer, pl_module):
-        device = pl_module.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            samples = pl_module.sample(self.num_samples)
-        return image_grid(samples)
+        generator = torch.Generator().manual_seed(self.seed)
+        if pl_module.hparams.get("num_classes") is not None:
+            return image_grid(class_grid(pl_module, self.per_class, generator), nrow=self.per_class)
+        return image_grid(pl_module.sample(self.num_samples, generator=generator))
 
 
 class LatentInterpolation(_ValidationImages):

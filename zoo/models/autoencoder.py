@@ -19,6 +19,7 @@ import torchmetrics
 from torch.nn import functional as F
 
 from zoo.models.base import ZooModule
+from zoo.models.labels import class_labels
 from zoo.nets.autoencoder import AutoencoderNet
 from zoo.optim import check_optim_args
 
@@ -347,6 +348,10 @@ class VAE(ReconstructionModule):
     log-likelihood with ``nll_samples`` samples (Burda, Grosse & Salakhutdinov 2016):
     -log p(x) ~= -log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x).
 
+    With ``iwae_samples`` k > 1 the model trains on that bound with k samples instead of the ELBO
+    (the importance-weighted autoencoder of Burda et al.): a tighter bound, which gives a better
+    likelihood for k decoder passes per image. ``nelbo`` is still logged, so runs compare.
+
     Args:
         architecture: ``mlp`` or ``conv``.
         latent_size: size of z.
@@ -356,6 +361,7 @@ class VAE(ReconstructionModule):
         binarize: model stochastically binarised pixels (the usual MNIST benchmark) instead of grey levels.
         nll_samples: k, importance samples for ``test/nll``; 0 skips it (it costs k decoder passes per image).
         init: weight initialisation, ``default``, ``xavier`` or ``kaiming``.
+        iwae_samples: k, importance samples of the training bound; 1 trains on the ELBO.
         **kwargs: optimiser settings of :class:`ReconstructionModule`.
     """
 
@@ -369,6 +375,7 @@ class VAE(ReconstructionModule):
         binarize: bool = True,
         nll_samples: int = 1000,
         init: str = "kaiming",
+        iwae_samples: int = 1,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -376,6 +383,8 @@ class VAE(ReconstructionModule):
             raise ValueError(f"latent_size must be >= 1, got {latent_size}")
         if nll_samples < 0:
             raise ValueError(f"nll_samples must be >= 0, got {nll_samples}")
+        if iwae_samples < 1:
+            raise ValueError(f"iwae_samples must be >= 1 (1: train on the ELBO), got {iwae_samples}")
         if any(int(h) < 1 for h in hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
         self.net = AutoencoderNet(
@@ -403,9 +412,19 @@ class VAE(ReconstructionModule):
         return torch.sigmoid(self.net.decode(z))
 
     @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor:
-        """``n`` images (Bernoulli means) decoded from z ~ N(0, I); reproducible under ``torch.manual_seed``."""
-        z = torch.randn(n, self.hparams.latent_size, device=self.device)
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images (Bernoulli means) decoded from z ~ N(0, I).
+
+        Args:
+            n: number of images.
+            labels: refused: this VAE is unconditional (the argument keeps one signature for every sampler).
+            generator: a CPU ``torch.Generator`` for z; None uses the global RNG, so ``torch.manual_seed``
+                makes the result reproducible.
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        class_labels(labels, n, None, None, type(self).__name__)  # raises for any labels
+        z = torch.randn(n, self.hparams.latent_size, generator=generator).to(self.device)
         return self.decode(z)
 
     def prepare_batch(self, x, stage, generator):
@@ -416,15 +435,40 @@ class VAE(ReconstructionModule):
 
     def loss_terms(self, inputs, target, stage, generator):
         mu, logvar = self.net.encode(inputs).chunk(2, dim=1)
-        z = mu + torch.exp(0.5 * logvar) * randn_like(mu, generator)
-        raw = self.net.decode(z)
+        k = self.hparams.get("iwae_samples", 1)
+        eps = randn_like(mu.expand(k, *mu.shape), generator)  # (k, N, D)
+        log_w, raw = self._log_weights(mu, logvar, eps, target)  # (k, N), (k, N, pixels)
         n = inputs.shape[0]
-        recon_nll = F.binary_cross_entropy_with_logits(raw, target, reduction="sum") / n
+        log_px_z = log_w - self._log_prior_ratio(mu, logvar, eps)  # log p(x|z_i)
+        recon_nll = -log_px_z.mean(0).sum() / n  # averaged over the k samples
         kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum() / n
         nelbo = recon_nll + kl
+        loss = nelbo if k == 1 else -(torch.logsumexp(log_w, dim=0) - math.log(k)).sum() / n
         # The metrics judge the deterministic reconstruction that forward() returns.
-        recon = torch.sigmoid(raw) if stage == "train" else self.decode(mu)
-        return {"loss": nelbo, "recon": recon, "code": mu, "nelbo": nelbo, "recon_nll": recon_nll, "kl": kl}
+        recon = torch.sigmoid(raw[0]).view_as(inputs) if stage == "train" else self.decode(mu)
+        terms = {"loss": loss, "recon": recon, "code": mu, "nelbo": nelbo, "recon_nll": recon_nll, "kl": kl}
+        if k > 1:
+            terms["iwae_bound"] = loss
+        return terms
+
+    @staticmethod
+    def _log_prior_ratio(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """log p(z) - log q(z|x) at z = mu + std * eps, (k, N)."""
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).sum(-1)
+        log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(-1)
+        return log_pz - log_qz
+
+    def _log_weights(self, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor,
+                     target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Importance weights log p(x, z_i) / q(z_i|x), (m, N), for z_i = mu + std * eps_i; and the
+        decoder's logits (m, N, pixels)."""
+        m, n = eps.shape[:2]
+        z = mu + torch.exp(0.5 * logvar) * eps  # (m, N, D)
+        raw = self.net.decode(z.reshape(m * n, -1)).reshape(m, n, -1)
+        flat = target.reshape(1, n, -1).expand_as(raw)
+        log_px_z = -F.binary_cross_entropy_with_logits(raw, flat, reduction="none").sum(-1)
+        return log_px_z + self._log_prior_ratio(mu, logvar, eps), raw
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
@@ -438,19 +482,11 @@ class VAE(ReconstructionModule):
             chunk: samples decoded at once (bounds memory to chunk x N images).
         """
         mu, logvar = self.encode(x)
-        std = torch.exp(0.5 * logvar)
-        n = x.shape[0]
-        target = x.reshape(1, n, -1)
         log_weights = []
         for start in range(0, num_samples, chunk):
             m = min(chunk, num_samples - start)
             eps = randn_like(mu.expand(m, *mu.shape), generator)  # (m, N, D)
-            z = mu + std * eps
-            raw = self.net.decode(z.reshape(m * n, -1)).reshape(m, n, -1)
-            log_px_z = -F.binary_cross_entropy_with_logits(raw, target.expand_as(raw), reduction="none").sum(-1)
-            log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).sum(-1)
-            log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(-1)
-            log_weights.append(log_px_z + log_pz - log_qz)  # (m, N)
+            log_weights.append(self._log_weights(mu, logvar, eps, x)[0])  # (m, N)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(num_samples)
 
     def test_step(self, batch, batch_idx):

@@ -2,8 +2,13 @@
 
 Training alternates ``d_steps`` discriminator updates and ``g_steps`` generator updates per batch,
 with the non-saturating generator loss ``-log D(G(z))`` (Goodfellow et al. 2014, section 3) and
-optional one-sided label smoothing (Salimans et al. 2016). Quality is measured by the Fréchet
-distance and mode coverage of :mod:`zoo.quality` (features of the shipped ``lenet5_mnist``).
+optional one-sided label smoothing (Salimans et al. 2016), or the hinge loss (Lim & Ye 2017; Miyato
+et al. 2018). Options for sharper samples: spectral normalisation of the discriminator, and an
+exponential moving average of the generator's weights (Yazici et al. 2019) that sampling then uses.
+With ``num_classes`` the GAN is class-conditional (a projection discriminator, see
+:mod:`zoo.nets.gan`) and ``sample(n, labels=...)`` draws the classes asked for. Quality is measured
+by the Fréchet distance and mode coverage of :mod:`zoo.quality` (features of the shipped
+``lenet5_mnist``), and for a conditional GAN by how often that judge sees the class asked for.
 
 Why every backward reaches every parameter: under DDP, Lightning arms the gradient reducer before
 each ``manual_backward`` and (with the default ``find_unused_parameters=False``) the reducer waits
@@ -23,8 +28,10 @@ from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from zoo.models.base import WeightedMean, ZooModule, compute_and_reset
+from zoo.models.labels import adopt_class_names, check_class_names, check_labels, class_labels
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
 from zoo.quality import SampleQuality
@@ -33,12 +40,15 @@ TRAIN_TERMS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 SAMPLE_CHUNK = 1000  # images generated per forward pass when sampling many
 
+LOSSES = ("bce", "hinge")
+
 
 class GAN(ZooModule):
     """A GAN for 28x28 grayscale images in [0, 1].
 
-    ``forward(z)`` maps noise (N, latent_dim) to images (N, 1, 28, 28) in [0, 1]; ``sample(n)``
-    draws the noise itself. ``fixed_noise`` is a seeded noise batch, so sample grids from
+    ``forward(z)`` maps noise (N, latent_dim) to images (N, 1, 28, 28) in [0, 1] (a conditional
+    GAN's ``forward(z, labels)`` also takes the class of each, (N,) ints); ``sample(n)`` draws the
+    noise itself. ``fixed_noise`` is a seeded noise batch, so sample grids from
     :meth:`fixed_samples` are comparable across epochs and runs.
 
     Args:
@@ -65,6 +75,13 @@ class GAN(ZooModule):
         test_samples: generated images for the test metrics (10,000 as in the FID protocol).
         quality_seed: seed of the noise used for validation and test samples.
         num_fixed_samples: size of the fixed noise batch for sample grids.
+        loss: ``bce`` (the non-saturating GAN loss) or ``hinge`` (D: max(0, 1 - D(x)) + max(0, 1 + D(G(z))),
+            G: -D(G(z))).
+        spectral_norm: spectral normalisation of every discriminator layer (Miyato et al. 2018).
+        ema_decay: the decay of an exponential moving average of the generator's weights, which
+            ``forward`` in eval mode and ``sample`` then use; 0 turns it off.
+        num_classes: make the GAN class-conditional with this many classes; None: unconditional.
+        class_names: the name of each class (None: the DataModule's names when training starts).
     """
 
     monitor = "val/fid_lenet"
@@ -91,6 +108,11 @@ class GAN(ZooModule):
         test_samples: int = 10000,
         quality_seed: int = 0,
         num_fixed_samples: int = 64,
+        loss: str = "bce",
+        spectral_norm: bool = False,
+        ema_decay: float = 0.0,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("latent_dim", latent_dim), ("channels", channels), ("d_steps", d_steps),
@@ -106,13 +128,27 @@ class GAN(ZooModule):
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
         if not 0 <= beta1 < 1:
             raise ValueError(f"beta1 must be in [0, 1), got {beta1}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if loss == "hinge" and label_smoothing:
+            raise ValueError("label_smoothing is a target of the bce loss; the hinge loss has none (set it to 0)")
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {ema_decay}")
+        check_class_names(num_classes, class_names)
         check_optim_args(optimizer, lr_generator, weight_decay, 0.9, "none")
         check_optim_args(optimizer, lr_discriminator, weight_decay, 0.9, "none")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.input_shape = (latent_dim,)
         self.generator, self.discriminator = build_gan_nets(
-            arch, latent_dim, generator_hidden, discriminator_hidden, channels, dropout, minibatch_std)
+            arch, latent_dim, generator_hidden, discriminator_hidden, channels, dropout, minibatch_std,
+            spectral_norm, num_classes)
+        # The average is neither trained nor all-reduced (no gradients); it is saved with the weights.
+        self.generator_ema = None
+        if ema_decay > 0:
+            self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
+                                               use_buffers=True).requires_grad_(False)
+        self.class_names = None if class_names is None else [str(name) for name in class_names]
         fixed = torch.randn(num_fixed_samples, latent_dim, generator=torch.Generator().manual_seed(quality_seed))
         # Not persistent: it is rebuilt from the seed, so weight files hold only the networks.
         self.register_buffer("fixed_noise", fixed, persistent=False)
@@ -123,66 +159,111 @@ class GAN(ZooModule):
 
     # ----- generation -----------------------------------------------------------------------------
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Images (N, 1, 28, 28) in [0, 1] for noise ``z`` of shape (N, latent_dim)."""
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator that draws samples: the moving average when there is one, else the generator."""
+        return self.generator if self.generator_ema is None else self.generator_ema.module
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N, 1, 28, 28) in [0, 1] for noise ``z`` of shape (N, latent_dim) (and a conditional
+        GAN's ``labels``, (N,) class indices). In eval mode the moving average generates, if any."""
         self.validate_input(z)
-        return self.generator(z)
+        labels = check_labels(labels, len(z), self.hparams.num_classes, "this GAN", "model(z, labels)")
+        generator = self.generator if self.training else self.sampler
+        return generator(z) if labels is None else generator(z, labels)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images (n, 1, 28, 28) in [0, 1], generated in eval mode.
 
         Args:
             n: number of images.
+            labels: for a conditional GAN, the class of the images: one class for all (an int or a
+                class name), or one per image; None cycles through the classes (0, 1, ..., 9, 0, ...).
+                An unconditional GAN refuses labels.
             generator: a CPU ``torch.Generator`` for the noise; None uses the global RNG, so
                 ``torch.manual_seed`` makes the result reproducible (on any device).
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        classes = class_labels(labels, n, self.hparams.num_classes, self.class_names, type(self).__name__)
         z = torch.randn(n, self.hparams.latent_dim, generator=generator).to(self.device)
-        was_training = self.generator.training
-        self.generator.eval()  # batch norm uses its running statistics, so samples do not depend on n
+        return self._generate(z, classes)
+
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()  # batch norm uses its running statistics, so samples do not depend on n
         try:
-            return torch.cat([self.generator(chunk) for chunk in z.split(SAMPLE_CHUNK)])
+            if labels is None:
+                return torch.cat([sampler(chunk) for chunk in z.split(SAMPLE_CHUNK)])
+            labels = labels.to(self.device)
+            return torch.cat([sampler(zc, yc) for zc, yc in zip(z.split(SAMPLE_CHUNK), labels.split(SAMPLE_CHUNK))])
         finally:
-            self.generator.train(was_training)
+            sampler.train(was_training)
 
     @torch.no_grad()
     def fixed_samples(self) -> torch.Tensor:
-        """Images (num_fixed_samples, 1, 28, 28) from the fixed noise batch, for comparable grids."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(self.fixed_noise)
-        finally:
-            self.generator.train(was_training)
+        """Images (num_fixed_samples, 1, 28, 28) from the fixed noise batch, for comparable grids.
+
+        A conditional GAN draws classes 0, 1, ... in turn."""
+        classes = class_labels(None, len(self.fixed_noise), self.hparams.num_classes, None, type(self).__name__)
+        return self._generate(self.fixed_noise, classes)
+
+    def setup(self, stage: str) -> None:
+        adopt_class_names(self)
 
     # ----- training -------------------------------------------------------------------------------
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.hparams.latent_dim, device=self.device)
 
-    def _discriminator_loss(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """BCE of D on real (target 1 - smoothing) and fake (target 0) images; also mean D(x), D(G(z))."""
-        fake = self.generator(self._noise(real.shape[0]))  # not detached: see the module docstring (DDP)
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)  # (N, 1) each
-        real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
-        loss = (F.binary_cross_entropy_with_logits(real_logits, real_target)
-                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    def _fake_labels(self, n: int) -> torch.Tensor | None:
+        """Classes for n fakes, uniform over the classes (None for an unconditional GAN)."""
+        if self.hparams.num_classes is None:
+            return None
+        return torch.randint(self.hparams.num_classes, (n,), device=self.device)
+
+    def _fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = self._fake_labels(n)
+        z = self._noise(n)
+        return (self.generator(z) if labels is None else self.generator(z, labels)), labels
+
+    def _discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.discriminator(images) if labels is None else self.discriminator(images, labels)
+
+    def _discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's loss on real and fake images; also mean sigmoid(D(x)) and sigmoid(D(G(z))).
+
+        bce: real images get target 1 - smoothing, fakes 0. hinge: max(0, 1 - D(x)) + max(0, 1 + D(G(z))).
+        """
+        fake, fake_labels = self._fake(real.shape[0])  # not detached: see the module docstring (DDP)
+        conditional = self.hparams.num_classes is not None
+        real_logits = self._discriminate(real, real_labels if conditional else None)  # (N, 1)
+        fake_logits = self._discriminate(fake, fake_labels)  # (N, 1)
+        if self.hparams.loss == "hinge":
+            loss = F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        else:
+            real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
+            loss = (F.binary_cross_entropy_with_logits(real_logits, real_target)
+                    + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
         return loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
 
     def _generator_loss(self, n: int) -> torch.Tensor:
-        """Non-saturating loss -log D(G(z)): strong gradients early, when D rejects every fake."""
-        fake_logits = self.discriminator(self.generator(self._noise(n)))
+        """bce: the non-saturating -log D(G(z)), strong gradients early, when D rejects every fake.
+        hinge: -D(G(z))."""
+        fake_logits = self._discriminate(*self._fake(n))
+        if self.hparams.loss == "hinge":
+            return -fake_logits.mean()
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
     def training_step(self, batch, batch_idx):
-        real, _ = batch
+        real, real_labels = batch
         self._check_images(real)
         logging_step = self.is_logging_step()  # asked before this batch's steps move Trainer.global_step
         opt_g, opt_d = self.optimizers()
         for _ in range(self.hparams.d_steps):
-            d_loss, d_real, d_fake = self._discriminator_loss(real)
+            d_loss, d_real, d_fake = self._discriminator_loss(real, real_labels)
             opt_d.zero_grad()
             self.manual_backward(d_loss)
             opt_d.step()
@@ -191,6 +272,8 @@ class GAN(ZooModule):
             opt_g.zero_grad()
             self.manual_backward(g_loss)
             opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update_parameters(self.generator)
         # Epoch means of every term (train_epoch_metrics), step values on the loggers' steps only.
         terms = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
         for term, value in terms.items():
@@ -239,15 +322,20 @@ class GAN(ZooModule):
         self._quality().update(real, real=True)  # only features of the real images are kept
 
     def _log_quality(self, stage: str, n: int) -> None:
-        """Generate ``n`` images (split over DDP ranks), compare them with the real ones, log."""
+        """Generate ``n`` images (split over DDP ranks), compare them with the real ones, log.
+
+        A conditional GAN draws every class equally often and also logs ``label_acc``, the share of
+        samples the judge classifies as the class asked for."""
         quality = self._quality()
         world, rank = self.trainer.world_size, self.global_rank
         noise = torch.Generator().manual_seed(self.hparams.quality_seed + rank)  # differs per rank
-        quality.update(self.sample(math.ceil(n / world), generator=noise), real=False)
+        count = math.ceil(n / world)
+        classes = class_labels(None, count, self.hparams.num_classes, None, type(self).__name__)
+        quality.update(self.sample(count, labels=classes, generator=noise), real=False, labels=classes)
         results = quality.compute()  # torchmetrics sums the states over ranks first
         quality.reset()
-        self.log_dict({f"{stage}/{key}": results[key] for key in ("fid_lenet", "coverage_min", "coverage_max")},
-                      sync_dist=True)
+        keys = ("fid_lenet", "coverage_min", "coverage_max") + (("label_acc",) if classes is not None else ())
+        self.log_dict({f"{stage}/{key}": results[key] for key in keys}, sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
         self._quality_step(batch)
