@@ -168,7 +168,8 @@ class GAN(ZooModule):
         """Images (N, 1, 28, 28) in [0, 1] for noise ``z`` of shape (N, latent_dim) (and a conditional
         GAN's ``labels``, (N,) class indices). In eval mode the moving average generates, if any."""
         self.validate_input(z)
-        labels = check_labels(labels, len(z), self.hparams.num_classes, "this GAN", "model(z, labels)")
+        if not torch.compiler.is_compiling():  # the checks read sizes and values, which an exported graph cannot hold
+            labels = check_labels(labels, len(z), self.hparams.num_classes, "this GAN", "model(z, labels)")
         generator = self.generator if self.training else self.sampler
         return generator(z) if labels is None else generator(z, labels)
 

@@ -72,8 +72,6 @@ def check_labels(labels: torch.Tensor | None, n: int, num_classes: int | None, m
     if labels is None:
         raise ValueError(f"{model} is conditional: pass the class of each sample, e.g. {call} with labels of "
                          f"shape ({n},) in [0, {num_classes - 1}]")
-    if torch.compiler.is_compiling():  # the checks read values, which an exported graph cannot hold
-        return labels
     if labels.shape != (n,) or labels.is_floating_point():
         raise ValueError(f"labels must be {n} class indices (a ({n},) integer tensor), got "
                          f"{labels.dtype} of shape {tuple(labels.shape)}")
