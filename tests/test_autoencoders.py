@@ -155,6 +155,80 @@ def test_iwae_training_bound_is_the_importance_sampled_likelihood_with_k_samples
     assert single["loss"] is single["nelbo"] and "iwae_bound" not in single
 
 
+CONDITIONAL = dict(latent_size=4, hidden_sizes=[16], num_classes=10, class_names=[f"digit {d}" for d in range(10)])
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_conditional_vae_samples_follow_the_labels_given_as_ints_or_names(architecture):
+    torch.manual_seed(0)
+    model = VAE(architecture=architecture, channels=[4, 4], **CONDITIONAL).eval()
+    z = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    expected = model.decode(z, torch.tensor([7, 7, 2, 0]))
+    noise = lambda: torch.Generator().manual_seed(1)  # noqa: E731  (the same z as above)
+    assert torch.equal(model.sample(4, labels=[7, 7, 2, 0], generator=noise()), expected)
+    assert torch.equal(model.sample(4, labels=["digit 7", "digit 7", "digit 2", "digit 0"], generator=noise()), expected)
+    assert torch.equal(model.sample(4, labels="digit 7", generator=noise()), model.decode(z, torch.full((4,), 7)))
+    # Without labels it cycles through its classes; the class changes the image.
+    assert torch.equal(model.sample(4, generator=noise()), model.decode(z, torch.arange(4)))
+    assert not torch.equal(model.decode(z, torch.zeros(4, dtype=torch.long)), model.decode(z, torch.ones(4, dtype=torch.long)))
+    # The encoder reads the class too, and forward decodes the posterior mean with the same class.
+    x = torch.rand(4, 1, 28, 28)
+    labels = torch.tensor([1, 2, 3, 4])
+    assert not torch.equal(model.encode(x, labels)[0], model.encode(x, labels.flip(0))[0])
+    assert torch.equal(model(x, labels), model.decode(model.encode(x, labels)[0], labels))
+
+
+def test_conditional_vae_asks_for_the_labels_it_needs():
+    model = VAE(**CONDITIONAL)
+    x = torch.rand(2, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"this VAE is conditional: pass the class of each sample, e.g. "
+                                         r"model.encode\(x, labels\) with labels of shape \(2,\) in \[0, 9\]"):
+        model(x)
+    with pytest.raises(ValueError, match=r"model.decode\(z, labels\)"):
+        model.decode(torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 9\], got \[0, 12\]"):
+        model(x, torch.tensor([0, 12]))
+    with pytest.raises(ValueError, match="label 'seven' is not a class of VAE"):
+        model.sample(2, labels="seven")
+    with pytest.raises(ValueError, match="this VAE is unconditional: call it without labels"):
+        VAE(latent_size=4, hidden_sizes=[16])(x, torch.tensor([0, 1]))
+    # Training: a batch without labels, and labels out of range, are named.
+    with pytest.raises(ValueError, match=r"VAE is class-conditional: it trains on \(images, labels\) batches"):
+        model.training_step(x, 0)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 9\], got \[3, 10\]"):
+        model.training_step((x, torch.tensor([3, 10])), 0)
+    with pytest.raises(ValueError, match="num_classes must be >= 2"):
+        VAE(num_classes=1)
+    with pytest.raises(ValueError, match="class_names must name each of the num_classes=3 classes"):
+        VAE(num_classes=3, class_names=["a", "b"])
+
+
+def test_conditional_iwae_bound_is_the_conditional_likelihood_estimate():
+    # The same estimator as for the unconditional VAE, of log p(x|y): the training loss with the
+    # batch's labels equals -log_likelihood(x, k, labels=y) for the same noise.
+    torch.manual_seed(0)
+    x = (torch.rand(6, 1, 28, 28) < 0.3).float()
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    model = VAE(latent_size=4, hidden_sizes=[16], iwae_samples=8, num_classes=10).eval()
+    terms = model.loss_terms(x, x, "test", torch.Generator().manual_seed(3), labels)
+    estimate = model.log_likelihood(x, 8, torch.Generator().manual_seed(3), labels=labels)
+    assert terms["loss"].item() == pytest.approx(-estimate.mean().item(), rel=1e-5)
+    other = model.log_likelihood(x, 8, torch.Generator().manual_seed(3), labels=labels.flip(0))
+    assert not torch.equal(estimate, other)  # the labels enter the likelihood
+
+
+def test_the_unconditional_vae_networks_keep_their_parameter_names_and_sizes():
+    # Weights saved before class conditioning existed must still load.
+    shapes = {k: tuple(v.shape) for k, v in VAE(latent_size=4, hidden_sizes=[16]).state_dict().items()}
+    assert shapes == {"net.encoder.features.1.weight": (16, 784), "net.encoder.features.1.bias": (16,),
+                      "net.encoder.head.weight": (8, 16), "net.encoder.head.bias": (8,),
+                      "net.decoder.features.1.weight": (16, 4), "net.decoder.features.1.bias": (16,),
+                      "net.decoder.head.weight": (784, 16), "net.decoder.head.bias": (784,)}
+    conditional = VAE(latent_size=4, hidden_sizes=[16], num_classes=10).state_dict()
+    assert conditional["net.encoder.features.1.weight"].shape == (16, 794)  # pixels and the one-hot class
+    assert conditional["net.decoder.features.1.weight"].shape == (16, 14)  # the code and the one-hot class
+
+
 def test_vae_evaluation_is_reproducible():
     model = VAE(latent_size=3, hidden_sizes=[16], nll_samples=4).eval()
     x = torch.rand(8, 1, 28, 28)
@@ -221,12 +295,14 @@ def test_vae_likelihood_on_binarized_test_images(mnist):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_vae_fit(in_tmp, data_dir):
+@pytest.mark.parametrize("name", ["vae_mnist", "cvae_mnist"])
+def test_two_process_ddp_vae_fit(name, in_tmp, data_dir):
+    sample_options = ["--model.init_args.test_samples", "200"] if name == "cvae_mnist" else []
     out = run_zoo(
-        "fit", "--config", str(REPO / "recipes/vae_mnist.yaml"),
+        "fit", "--config", str(REPO / f"recipes/{name}.yaml"),
         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "2",
-        "--trainer.limit_test_batches", "2", "--model.init_args.nll_samples", "10",
+        "--trainer.limit_test_batches", "2", "--model.init_args.nll_samples", "10", *sample_options,
         cwd=in_tmp, env={"ZOO_DATA_DIR": str(data_dir)},
     )
     assert out.count("Test results of the best checkpoint") == 1  # rank zero only
@@ -234,5 +310,8 @@ def test_two_process_ddp_vae_fit(in_tmp, data_dir):
     nll = float(line.split("test/nll = ")[1].split(",")[0])
     nelbo = float(line.split("test/nelbo = ")[1].split(",")[0])
     assert 0 < nll <= nelbo
-    images = sorted(p.name for p in (in_tmp / "runs" / "vae_mnist" / "version_0" / "images").iterdir())
+    if name == "cvae_mnist":  # the samples of both ranks are judged together: a share in [0, 1]
+        label_acc = float(line.split("test/label_acc = ")[1].split(",")[0])
+        assert 0 <= label_acc <= 1 and "test/fid_lenet = " in line
+    images = sorted(p.name for p in (in_tmp / "runs" / name / "version_0" / "images").iterdir())
     assert images == ["interpolation_epoch000.png", "reconstructions_epoch000.png", "samples_epoch000.png"]

@@ -10,6 +10,7 @@ import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 import zoo
+import zoo.models
 from zoo import export
 from zoo.export import ExportError, ExportMismatch, export_weights, read_metadata
 from zoo.weights import read_manifest
@@ -30,16 +31,18 @@ def run_exported(path, inputs):
 
 
 def fresh_input(model, part, batch):
-    """A tuple of inputs: (x,), or (noise, labels) for a class-conditional GAN."""
+    """A tuple of inputs: (x,), or (x, labels) for a class-conditional GAN or VAE."""
+    from zoo.models import GAN, VAE
+
     generator = torch.Generator().manual_seed(1234)
     if part == "decoder":
-        return (torch.randn(batch, model.hparams.latent_size, generator=generator),)
-    if isinstance(model, zoo.models.gan.GAN):
-        z = torch.randn(batch, *model.input_shape, generator=generator)
-        if model.hparams.num_classes is None:
-            return (z,)
-        return z, torch.randint(model.hparams.num_classes, (batch,), generator=generator)
-    return (torch.rand(batch, *model.input_shape, generator=generator),)
+        x = torch.randn(batch, model.hparams.latent_size, generator=generator)
+    elif isinstance(model, GAN):
+        x = torch.randn(batch, *model.input_shape, generator=generator)
+    else:
+        x = torch.rand(batch, *model.input_shape, generator=generator)
+    num_classes = model.hparams.get("num_classes") if isinstance(model, (GAN, VAE)) else None
+    return (x,) if num_classes is None else (x, torch.randint(num_classes, (batch,), generator=generator))
 
 
 @pytest.mark.parametrize("format", ["onnx", "torch.export"])
@@ -101,6 +104,25 @@ def test_a_conditional_generator_exports_with_noise_and_labels_inputs(format, tm
         labels = torch.full((5,), digit)
         with torch.no_grad():
             assert (run_exported(result.path, (z, labels)) - model(z, labels)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("format", ["onnx", "torch.export"])
+@pytest.mark.parametrize("part", ["model", "decoder"])
+def test_a_conditional_vae_exports_both_parts_with_a_labels_input(part, format, tmp_path):
+    torch.manual_seed(0)
+    model = zoo.models.VAE(latent_size=4, hidden_sizes=[16], num_classes=10).eval()
+    result = export_weights(model, format=format, output=tmp_path / f"cvae{export.FORMATS[format]}", part=part)
+    assert "int64 labels (N,)" in result.metadata["input"]
+    assert result.metadata["input_names"] == ["input" if part == "model" else "noise", "labels"]
+    if format == "onnx":
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == result.metadata["input_names"]
+    x = fresh_input(model, part, 5)
+    with torch.no_grad():
+        expected = model(*x) if part == "model" else model.decode(*x)
+        other = model(x[0], 9 - x[1]) if part == "model" else model.decode(x[0], 9 - x[1])
+    got = run_exported(result.path, x)
+    assert (got - expected).abs().max() <= 1e-5 and (got - other).abs().max() > 1e-3  # the labels matter
 
 
 def test_the_command_with_no_options_writes_a_checked_onnx_file_into_the_current_folder(tmp_path):

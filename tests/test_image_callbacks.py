@@ -152,3 +152,30 @@ def test_a_conditional_gan_gets_one_row_per_class(tmp_path):
         assert torch.allclose(cell, expected[i, 0])
     with pytest.raises(ValueError, match="per_class"):
         SampleImages(per_class=0)
+
+
+def test_a_conditional_vae_reconstructs_and_interpolates_with_the_images_labels(tmp_path):
+    torch.manual_seed(0)
+    vae = VAE(latent_size=2, hidden_sizes=[16], nll_samples=0, num_classes=10, test_samples=32)
+    callbacks = [ReconstructionImages(num_images=4), SampleImages(per_class=2), LatentInterpolation(num_pairs=2, steps=3),
+                 LatentScatter(num_points=16)]
+    trainer = trainer_with(tmp_path, CSVLogger(tmp_path, name="run"), callbacks)
+    trainer.fit(vae, datamodule=RandomImages())
+    folder = tmp_path / "run" / "version_0" / "images"
+    sizes = {p.name.split("_epoch")[0]: Image.open(p).size for p in folder.iterdir()}
+    assert sizes == {"reconstructions": (2 + 4 * CELL, 2 + 2 * CELL), "samples": (2 + 2 * CELL, 2 + 10 * CELL),
+                     "interpolation": (2 + 5 * CELL, 2 + 2 * CELL), "latent_scatter": (480, 480)}
+    # The reconstructions are model(x, labels): the right-hand image of each pair.
+    vae.eval()
+    x, labels = callbacks[0].images(), callbacks[0].labels()
+    grid = callbacks[0].make_image(trainer, vae)
+    with torch.no_grad():
+        expected = vae(x, labels)
+    cell = grid[0, 2:CELL, 2 + CELL: 2 * CELL]  # row 0, column 1: the reconstruction of image 0
+    assert torch.allclose(cell, expected[0, 0])
+    # An interpolation row decodes with its first image's class: its end matches decode(code of image 1, class 0).
+    x, labels = callbacks[2].images(), callbacks[2].labels()
+    grid = callbacks[2].make_image(trainer, vae)
+    with torch.no_grad():
+        end = vae.decode(vae.encode(x[1:2], labels[1:2])[0], labels[0:1])
+    assert torch.allclose(grid[0, 2:CELL, 2 + 3 * CELL: 4 * CELL], end[0, 0])

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 import zoo
-from zoo.infer import InferenceError, image_files
+from zoo.infer import InferenceError, image_files, save_png
 from zoo.weights import read_manifest
 
 ZOO = [sys.executable, "-m", "zoo.cli"]
@@ -165,12 +165,15 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(data_dir, tmp_path):
     assert piped.returncode == 0 and piped.stderr == ""
 
 
-def test_sample_draws_the_label_asked_for_from_a_conditional_gan(tmp_path):
-    from zoo.models import GAN
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_sample_draws_the_label_asked_for_from_a_conditional_generator(kind, tmp_path):
+    from zoo.models import GAN, VAE
 
     torch.manual_seed(0)
-    GAN(arch="dcgan", latent_dim=8, channels=4, num_classes=10,
-        class_names=[str(d) for d in range(10)]).save_pretrained(tmp_path / "cgan")
+    names = [str(d) for d in range(10)]
+    conditional = (GAN(arch="dcgan", latent_dim=8, channels=4, num_classes=10, class_names=names) if kind == "gan"
+                   else VAE(latent_size=4, hidden_sizes=[16], num_classes=10, class_names=names))
+    conditional.save_pretrained(tmp_path / "cgan")
     for folder, label in (("seven", "7"), ("cycled", None)):
         extra = ["--label", label] if label else []
         result = subprocess.run([*ZOO, "sample", "cgan", "3", "--output", folder, *extra], cwd=tmp_path,
@@ -181,9 +184,15 @@ def test_sample_draws_the_label_asked_for_from_a_conditional_gan(tmp_path):
         expected = model.sample(3, labels=labels, generator=torch.Generator().manual_seed(0))[:, 0]
         for i in range(3):
             assert (read_png(tmp_path / folder / f"sample_{i:04d}.png") - expected[i]).abs().max() <= 0.5 / 255 + 1e-6
-    for weights, label, message in (("cgan", "12", "label 12 is not a class of GAN"),
+    for weights, label, message in (("cgan", "12", f"label 12 is not a class of {type(conditional).__name__}"),
                                     ("gan_mnist", "7", "is unconditional: it draws images without a label")):
         result = subprocess.run([*ZOO, "sample", weights, "2", "--output", "bad", "--label", label], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert not (tmp_path / "bad").exists()
+    if kind == "vae":  # reconstructing needs each image's class, which image files do not carry
+        (tmp_path / "digits").mkdir()
+        save_png(torch.rand(1, 28, 28), tmp_path / "digits" / "a.png")
+        result = infer("cgan", "digits", "--output", "recon", cwd=tmp_path)
+        assert result.returncode == 2 and "is class-conditional: it reconstructs an image given its class" in result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "recon").exists()

@@ -114,22 +114,17 @@ data:
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("options, networks", [
-    ("label_smoothing: 0.1", {"generator", "discriminator"}),
-    # the shipped recipes' options: class labels, hinge loss, spectral norm, a moving average of G
-    ("num_classes: 10, loss: hinge, spectral_norm: true, ema_decay: 0.9", {"generator", "discriminator", "generator_ema"}),
-], ids=["bce", "conditional-hinge-sn-ema"])
-def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(options, networks, tmp_path):
-    """Two optimizers under manual optimization: both networks and both Adam states must match."""
-    recipe = tmp_path / "gan.yaml"
-    recipe.write_text(GAN_RECIPE % options)
+def _kill_and_resume(recipe_text: str, name: str, tmp_path):
+    """The final last.ckpt of an uninterrupted run of ``recipe_text``, and of one SIGKILLed in its
+    second epoch, between two step checkpoints, then resumed with --ckpt_path last."""
+    recipe = tmp_path / f"{name}.yaml"
+    recipe.write_text(recipe_text)
     env = {"PYTHONPATH": str(REPO)}
     run = ["fit", "--config", str(recipe)]
     (tmp_path / "straight").mkdir()
     run_zoo(*run, cwd=tmp_path / "straight", env=env)
-    straight = torch.load(tmp_path / "straight/runs/gan/version_0/checkpoints/last.ckpt", weights_only=True)
-    steps = straight["global_step"]  # Lightning counts every optimizer step: D and G per batch
+    straight = torch.load(tmp_path / f"straight/runs/{name}/version_0/checkpoints/last.ckpt", weights_only=True)
+    steps = straight["global_step"]  # Lightning counts every optimizer step (a GAN's D and G per batch)
     kill_at = steps * 2 // 3 + 1  # in the second epoch, between two step checkpoints
 
     (tmp_path / "crashed").mkdir()
@@ -138,13 +133,40 @@ def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(options, ne
                             cwd=tmp_path / "crashed", env={**os.environ, **env}, capture_output=True, text=True)
     assert killed.returncode == -9, f"not killed at step {kill_at} of {steps}: " + killed.stderr[-2000:]
     run_zoo(*run, "--ckpt_path", "last", cwd=tmp_path / "crashed", env=env)
-    resumed = torch.load(tmp_path / "crashed/runs/gan/version_0/checkpoints/last.ckpt", weights_only=True)
-
+    resumed = torch.load(tmp_path / f"crashed/runs/{name}/version_0/checkpoints/last.ckpt", weights_only=True)
     assert resumed["global_step"] == steps
-    assert {k.split(".")[0] for k in straight["state_dict"]} == networks
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+    return straight, resumed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options, networks", [
+    ("label_smoothing: 0.1", {"generator", "discriminator"}),
+    # the shipped recipes' options: class labels, hinge loss, spectral norm, a moving average of G
+    ("num_classes: 10, loss: hinge, spectral_norm: true, ema_decay: 0.9", {"generator", "discriminator", "generator_ema"}),
+], ids=["bce", "conditional-hinge-sn-ema"])
+def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(options, networks, tmp_path):
+    """Two optimizers under manual optimization: both networks and both Adam states must match."""
+    straight, resumed = _kill_and_resume(GAN_RECIPE % options, "gan", tmp_path)
+    assert {k.split(".")[0] for k in straight["state_dict"]} == networks
     assert len(straight["optimizer_states"]) == 2
     for adam_straight, adam_resumed in zip(straight["optimizer_states"], resumed["optimizer_states"]):
         for i, state in adam_straight["state"].items():
             assert torch.equal(state["exp_avg"], adam_resumed["state"][i]["exp_avg"]), i
+
+
+CVAE_RECIPE = GAN_RECIPE.replace("name: gan", "name: cvae").replace(
+    "zoo.models.GAN\n  init_args: {arch: dcgan, latent_dim: 8, channels: 4, val_samples: 32, test_samples: 32, %s}",
+    "zoo.models.VAE\n  init_args: {latent_size: 4, hidden_sizes: [32], num_classes: 10, iwae_samples: 3, "
+    "scheduler: cosine, nll_samples: 0}")
+
+
+@pytest.mark.slow
+def test_conditional_vae_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    """cvae_mnist's options: labels, dynamic binarisation and k-sample noise all drawn, a cosine schedule."""
+    assert "zoo.models.VAE" in CVAE_RECIPE
+    straight, resumed = _kill_and_resume(CVAE_RECIPE, "cvae", tmp_path)
+    adam_straight, adam_resumed = straight["optimizer_states"][0]["state"], resumed["optimizer_states"][0]["state"]
+    assert adam_straight and all(torch.equal(adam_straight[i]["exp_avg"], adam_resumed[i]["exp_avg"]) for i in adam_straight)
+    assert straight["lr_schedulers"] == resumed["lr_schedulers"]

@@ -70,7 +70,7 @@ def model_card(name: str, entry: dict[str, Any], report: dict[str, Any] | None =
     cls = model_classes().get(entry["class_path"])
     summary = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None else entry["class_path"]
     kind = _kind(entry["class_path"])
-    conditional = (entry.get("hparams") or {}).get("num_classes") is not None and kind == "gan"
+    conditional = (entry.get("hparams") or {}).get("num_classes") is not None and kind in ("gan", "vae")
     dataset = DATASETS.get(entry.get("dataset", ""))
     lines = ["---", "library_name: lightning-zoo", f"tags: [{', '.join(_tags(kind, entry, conditional))}]"]
     if entry.get("dataset"):
@@ -116,11 +116,14 @@ def _use(name: str, kind: str, entry: dict[str, Any], conditional: bool = False)
         if names:
             load += ["", "Classes, in output order: " + ", ".join(f"`{n}`" for n in names) + "."]
         commands = [f"zoo infer {name} my_images/ --output predictions.csv"]
-    elif kind == "gan" and conditional:
+    elif conditional:
         names = entry["hparams"].get("class_names") or [str(i) for i in range(entry["hparams"]["num_classes"])]
         load += [f'images = model.sample(16, labels="{names[-3]}")  # (16, 1, 28, 28) in [0, 1], all of class {names[-3]}',
-                 "grid = model.sample(100)  # without labels: the classes in turn, 10 of each", "```", "",
-                 "Classes (`labels` takes an index or a name): " + ", ".join(f"`{n}`" for n in names) + "."]
+                 "grid = model.sample(100)  # without labels: the classes in turn, 10 of each"]
+        if kind == "vae":
+            load += ["# images (N, 1, 28, 28) in [0, 1] and their classes labels (N,) as class indices:",
+                     "reconstructions = model(images, labels)"]
+        load += ["```", "", "Classes (`labels` takes an index or a name): " + ", ".join(f"`{n}`" for n in names) + "."]
         commands = [f"zoo sample {name} 16 --output samples/ --label {names[-3]}"]
     elif kind == "gan":
         load += ["images = model.sample(16)  # (16, 1, 28, 28) in [0, 1]", "```"]
@@ -220,7 +223,9 @@ def _limitations(kind: str, dataset: dict[str, Any] | None, conditional: bool = 
         "autoencoder": f"Reconstructs images like {data}'s; it is not a general image codec, and a poor reconstruction "
                        "is a sign that an image is unlike the training data, not a calibrated anomaly score.",
         "vae": f"Generates and reconstructs images like {data}'s, for teaching and as a likelihood baseline; its "
-               "samples are blurry, as a VAE with a factorised Bernoulli decoder's are.",
+               "samples are blurry, as a VAE with a factorised Bernoulli decoder's are"
+               + (". Ask it for a class with `labels`; `label_acc` says how often it draws that class. It reconstructs "
+                  "an image only given its class, so `zoo infer` does not take it." if conditional else "."),
         "gan": f"Generates images like {data}'s, for teaching; the Fréchet distance above says how far its samples are "
                "from real ones (10,000 real training images score 2.25 on the same measure)"
                + (": ask it for a class with `labels`, and `label_acc` says how often it draws that class."

@@ -164,29 +164,37 @@ def _exported_part(model, part: str):
 
 
 class Decoder(torch.nn.Module):
-    """An autoencoder's ``decode`` as a module of its own (what a VAE samples with)."""
+    """An autoencoder's ``decode`` as a module of its own (what a VAE samples with); a class-conditional
+    VAE's decoder also takes the class of each image."""
 
     def __init__(self, autoencoder) -> None:
         super().__init__()
         self.autoencoder = autoencoder
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.autoencoder.decode(z)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            return self.autoencoder.decode(z)
+        return self.autoencoder.decode(z, labels)
 
 
 def _num_classes(module) -> int | None:
-    """The classes a class-conditional generator takes as its second input; None for one-input modules."""
+    """The classes a class-conditional model takes as its second input (the conditional GAN and VAE, or
+    the VAE's decoder); None for one-input modules."""
+    from zoo.models.autoencoder import VAE
     from zoo.models.gan import GAN
 
-    return module.hparams.num_classes if isinstance(module, GAN) else None
+    model = module.autoencoder if isinstance(module, Decoder) else module
+    return model.hparams.get("num_classes") if isinstance(model, (GAN, VAE)) else None
 
 
 def _check_input(kind: str, shape: tuple[int, ...], batch: int, seed: int, num_classes: int | None = None) -> tuple:
+    """Seeded check inputs: (x,), or (x, labels) for a class-conditional model."""
     generator = torch.Generator().manual_seed(seed)
     if kind == "noise":
-        z = torch.randn(batch, *shape, generator=generator)
-        return (z,) if num_classes is None else (z, torch.randint(num_classes, (batch,), generator=generator))
-    return (torch.rand(batch, *shape, generator=generator),)
+        x = torch.randn(batch, *shape, generator=generator)
+    else:
+        x = torch.rand(batch, *shape, generator=generator)
+    return (x,) if num_classes is None else (x, torch.randint(num_classes, (batch,), generator=generator))
 
 
 def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_shape: tuple[int, ...], kind: str,
@@ -200,13 +208,14 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
     dims = ", ".join(str(d) for d in shape)
     if kind == "noise":
         expects = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
-        if _num_classes(model) is not None:
-            expects += (f", and int64 labels ({batch},): the class of each image, in [0, {_num_classes(model) - 1}] "
-                        "(class_names gives their names)")
     else:
         channels = {1: "grayscale", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel")
         expects = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, the shorter side "
                    f"resized to {shape[-1]} and centre-cropped (as zoo infer reads files); the model normalises them itself")
+    num_classes = _num_classes(model)
+    if num_classes is not None:
+        expects += (f", and int64 labels ({batch},): the class of each image, in [0, {num_classes - 1}] "
+                    "(class_names gives their names)")
     if isinstance(model, SupervisedModule):
         gives = f"logits ({batch}, 1): sigmoid gives the probability of class 1" if model.task == "binary" else (
             f"logits ({batch}, {model.num_outputs}): softmax gives the class probabilities" if model.task == "multiclass"
@@ -222,6 +231,7 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
         "class_path": class_path_of(model),
         "part": part,
         "input": expects,
+        "input_names": ["input"] if num_classes is None else ["noise" if kind == "noise" else "input", "labels"],
         "output": gives,
         "class_names": list(class_names) if class_names is not None else None,
         "zoo_version": zoo.__version__,
@@ -236,7 +246,7 @@ def _write_onnx(module, inputs, dynamic_shapes, metadata: dict[str, Any], path: 
 
     with _quiet_exporter():
         # Traced on the larger batch: a batch of one would fix the batch size to 1.
-        names = ["input"] if len(inputs[-1]) == 1 else ["noise", "labels"]
+        names = metadata["input_names"]
         program = torch.onnx.export(module, inputs[-1], dynamo=True, dynamic_shapes=dynamic_shapes,
                                     input_names=names, output_names=["output"], verbose=False)
         if program is None:

@@ -144,6 +144,10 @@ def reconstruct_files(
     from zoo.models.autoencoder import ReconstructionModule
 
     model = _checked(weights, ReconstructionModule, "zoo infer writes reconstructions with an autoencoder")
+    if model.conditional:
+        raise InferenceError(f"{weights} is class-conditional: it reconstructs an image given its class, which image "
+                             "files do not carry. Call model(x, labels) in Python, or draw new images of a class "
+                             "with zoo sample --label")
     if batch_size < 1:
         raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
     targets = _output_names(paths, Path(output))
@@ -199,7 +203,7 @@ def sample_files(weights: Any, n: int, output: str | Path, seed: int = 0, label:
     model.eval()
     if label is not None and model.hparams.get("num_classes") is None:
         raise InferenceError(f"{type(model).__name__} {weights} is unconditional: it draws images without a label "
-                             "(drop --label, or use a class-conditional model such as cgan_mnist)")
+                             "(drop --label, or use a class-conditional model: cgan_mnist or cvae_mnist)")
     try:
         images = model.sample(n, labels=label, generator=torch.Generator().manual_seed(seed))
     except ValueError as err:  # a label that is not one of the model's classes

@@ -17,6 +17,8 @@ Inception features say little about 28x28 digits anyway. We use the same Fréche
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torchmetrics import Metric
@@ -119,3 +121,43 @@ class SampleQuality(nn.Module):
     def reset(self) -> None:
         self.fid.reset()
         self.coverage.reset()
+
+
+class SampleQualityLogging:
+    """Sample-quality logging for a generative LightningModule (the GAN, the conditional VAE).
+
+    The module feeds each evaluation batch's real images to :meth:`_quality_step`, then calls
+    :meth:`_log_quality` at the end of the epoch, which draws ``n`` images with
+    ``self.sample(n, labels, generator)`` (seeded by ``hparams.quality_seed``, split over DDP ranks)
+    and logs ``<stage>/fid_lenet``, ``coverage_min``, ``coverage_max`` and, for a class-conditional
+    model (``hparams.num_classes``), ``label_acc``. The module sets ``self._judge = {}`` in
+    ``__init__``: the judge lives outside the module tree, so it is neither trained, synchronised
+    by DDP nor saved with the weights.
+    """
+
+    def _quality(self) -> SampleQuality:
+        if "quality" not in self._judge:
+            self._judge["quality"] = SampleQuality()
+        return self._judge["quality"].to(self.device)
+
+    def _quality_step(self, batch) -> None:
+        real = batch[0]
+        self._quality().update(real, real=True)  # only features of the real images are kept
+
+    def _log_quality(self, stage: str, n: int) -> None:
+        """Generate ``n`` images (split over DDP ranks), compare them with the real ones, log.
+
+        A conditional model draws every class equally often and also logs ``label_acc``, the share of
+        samples the judge classifies as the class asked for."""
+        from zoo.models.labels import class_labels
+
+        quality = self._quality()
+        world, rank = self.trainer.world_size, self.global_rank
+        noise = torch.Generator().manual_seed(self.hparams.quality_seed + rank)  # differs per rank
+        count = math.ceil(n / world)
+        classes = class_labels(None, count, self.hparams.get("num_classes"), None, type(self).__name__)
+        quality.update(self.sample(count, labels=classes, generator=noise), real=False, labels=classes)
+        results = quality.compute()  # torchmetrics sums the states over ranks first
+        quality.reset()
+        keys = ("fid_lenet", "coverage_min", "coverage_max") + (("label_acc",) if classes is not None else ())
+        self.log_dict({f"{stage}/{key}": results[key] for key in keys}, sync_dist=True)

@@ -299,10 +299,12 @@ def _reconstructions(model, datamodule, directory: Path, pictures: dict[str, str
     from zoo.drawing import pair_grid
     from zoo.infer import save_png
 
+    from zoo.models.labels import label_kwargs
+
     datamodule.setup("test")
-    x = next(iter(datamodule.test_dataloader()))[0][:RECONSTRUCTIONS_SHOWN]
-    with torch.inference_mode():
-        y = model(x.to(model.device)).cpu()
+    x, labels = (t[:RECONSTRUCTIONS_SHOWN] for t in next(iter(datamodule.test_dataloader()))[:2])
+    with torch.inference_mode():  # a class-conditional model reconstructs each image given its label
+        y = model(x.to(model.device), **label_kwargs(model, labels)).cpu()
     save_png(_enlarged(pair_grid(x, y)), directory / "reconstructions.png")
     pictures["reconstructions.png"] = f"the first {len(x)} test images, each followed by its reconstruction"
 

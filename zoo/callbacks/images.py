@@ -10,15 +10,16 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from zoo.drawing import image_grid, pair_grid, scatter_plot
+from zoo.models.labels import label_kwargs
 
 
 def _first_tensor(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def _point_code(model, x):
+def _point_code(model, x, labels=None):
     """One code vector per image: ``model.encode(x)``, or its first element (a VAE's mean)."""
-    code = model.encode(x)
+    code = model.encode(x, **label_kwargs(model, labels))
     return code[0] if isinstance(code, (tuple, list)) else code
 
 
@@ -108,6 +109,8 @@ class _ValidationImages(ImageLogger):
 class ReconstructionImages(_ValidationImages):
     """Validation images next to the model's reconstructions ``model(x)``: input, output, input, output ...
 
+    A class-conditional model reconstructs each image given its label, ``model(x, labels)``.
+
     Args:
         num_images: how many validation images to show.
         every_n_epochs: draw after every n-th validation epoch.
@@ -120,7 +123,7 @@ class ReconstructionImages(_ValidationImages):
 
     def make_image(self, trainer, pl_module):
         x = self.images()
-        return None if x is None else pair_grid(x, pl_module(x))
+        return None if x is None else pair_grid(x, pl_module(x, **label_kwargs(pl_module, self.labels())))
 
 
 def class_grid(model, per_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -162,7 +165,9 @@ class LatentInterpolation(_ValidationImages):
     """Rows of decoded linear interpolations between the codes of two validation images.
 
     Each row: first image, ``steps`` decoded points from its code to the other's, second image.
-    Needs ``model.encode`` (a code, or a tuple whose first element is one) and ``model.decode``.
+    Needs ``model.encode`` (a code, or a tuple whose first element is one) and ``model.decode``. A
+    class-conditional model encodes each image with its label and decodes the whole row with the
+    first image's label: the row then morphs the style, not the class.
 
     Args:
         num_pairs: rows (pairs of validation images).
@@ -183,11 +188,15 @@ class LatentInterpolation(_ValidationImages):
         if x is None or len(x) < 2:
             return None
         x = x[: len(x) // 2 * 2]
-        code = _point_code(pl_module, x)
+        labels = self.labels()
+        labels = None if labels is None else labels[: len(x)]
+        code = _point_code(pl_module, x, labels)
         start, end = code[0::2], code[1::2]  # (P, D) each
         t = torch.linspace(0, 1, self.steps, device=code.device).view(1, -1, 1)  # (1, S, 1)
         path = (1 - t) * start[:, None] + t * end[:, None]  # (P, S, D)
-        decoded = pl_module.decode(path.flatten(0, 1)).view(len(start), self.steps, *x.shape[1:])
+        row_labels = None if labels is None else labels[0::2].repeat_interleave(self.steps)
+        decoded = pl_module.decode(path.flatten(0, 1), **label_kwargs(pl_module, row_labels))
+        decoded = decoded.view(len(start), self.steps, *x.shape[1:])
         rows = torch.cat([x[0::2, None], decoded.to(x.dtype), x[1::2, None]], dim=1)  # (P, S + 2, C, H, W)
         return image_grid(rows.flatten(0, 1), nrow=self.steps + 2)
 
@@ -215,7 +224,7 @@ class LatentScatter(_ValidationImages):
         x = self.images()
         if x is None:
             return None
-        code = _point_code(pl_module, x)
+        code = _point_code(pl_module, x, self.labels())
         if code.ndim != 2 or code.shape[1] != 2:
             return None
         names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None

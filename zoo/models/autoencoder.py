@@ -19,9 +19,10 @@ import torchmetrics
 from torch.nn import functional as F
 
 from zoo.models.base import ZooModule
-from zoo.models.labels import class_labels
+from zoo.models.labels import adopt_class_names, batch_labels, check_class_names, check_labels, class_labels
 from zoo.nets.autoencoder import AutoencoderNet
 from zoo.optim import check_optim_args
+from zoo.quality import SampleQualityLogging
 
 CODE_ACTIVATIONS = ("none", "relu", "sigmoid")
 LOSSES = ("bce", "mse")
@@ -59,7 +60,8 @@ class ReconstructionModule(ZooModule):
 
     Subclasses implement :meth:`encode`, :meth:`decode` and :meth:`loss_terms`, and may override
     :meth:`prepare_batch` (corrupting or binarising the input). Validation and test draw their
-    randomness from a generator seeded with the batch index, so test metrics are reproducible.
+    randomness from a generator seeded with the batch index, so test metrics are reproducible. A
+    class-conditional subclass (``hparams.num_classes`` set) is given each batch's labels too.
 
     Args:
         optimizer: sgd, sgd_momentum, adam, adamw, rmsprop or adagrad.
@@ -104,8 +106,9 @@ class ReconstructionModule(ZooModule):
         return self.encode(x)
 
     def loss_terms(self, inputs: torch.Tensor, target: torch.Tensor, stage: str,
-                   generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        """``loss`` (scalar), ``recon`` (N, 1, 28, 28) in [0, 1], ``code`` (N, D) and any scalars to log."""
+                   generator: torch.Generator | None, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``loss`` (scalar), ``recon`` (N, 1, 28, 28) in [0, 1], ``code`` (N, D) and any scalars to log.
+        ``labels`` are the batch's classes for a conditional model, else None."""
         raise NotImplementedError
 
     def prepare_batch(self, x: torch.Tensor, stage: str,
@@ -118,13 +121,19 @@ class ReconstructionModule(ZooModule):
         """The reconstruction of ``x`` in [0, 1], same shape."""
         return self.decode(self.point_code(x))
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is class-conditional: its forward, training and sampling take labels."""
+        return self.hparams.get("num_classes") is not None
+
     def _shared_step(self, batch, batch_idx: int, stage: str) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        labels = batch_labels(self, batch)  # before validate_input: see batch_labels
         self.validate_input(x)
         # Training draws fresh noise; evaluation is reproducible (same noise for the same batch).
         generator = None if stage == "train" else torch.Generator().manual_seed(batch_idx)
         inputs, target = self.prepare_batch(x, stage, generator)
-        terms = self.loss_terms(inputs, target, stage, generator)
+        terms = self.loss_terms(inputs, target, stage, generator, labels)
         loss, recon, code = terms.pop("loss"), terms.pop("recon"), terms.pop("code")
         terms["code_mean"] = code.abs().mean()
         if code.shape[1] > 1:
@@ -240,7 +249,7 @@ class Autoencoder(ReconstructionModule):
         """Extra loss terms on the code (none for the plain autoencoder)."""
         return {}
 
-    def loss_terms(self, inputs, target, stage, generator):
+    def loss_terms(self, inputs, target, stage, generator, labels=None):
         code = self._code_activation(self.net.encode(inputs))
         raw = self.net.decode(code)
         terms = {"recon_loss": self.reconstruction_loss(raw, target)}
@@ -335,7 +344,7 @@ class SparseAutoencoder(Autoencoder):
         return {"sparsity_penalty": hp.sparsity_weight * penalty}
 
 
-class VAE(ReconstructionModule):
+class VAE(SampleQualityLogging, ReconstructionModule):
     """Variational autoencoder (Kingma & Welling 2014) with a Bernoulli decoder and a standard normal prior.
 
     The encoder gives q(z|x) = N(mu, diag(exp(logvar))); a latent is drawn with the
@@ -352,6 +361,14 @@ class VAE(ReconstructionModule):
     (the importance-weighted autoencoder of Burda et al.): a tighter bound, which gives a better
     likelihood for k decoder passes per image. ``nelbo`` is still logged, so runs compare.
 
+    With ``num_classes`` it is a class-conditional VAE (Sohn, Lee & Yan 2015): the encoder q(z|x, y)
+    and the decoder p(x|z, y) both read the one-hot class y beside their input, training uses the
+    dataset's labels, and ``sample(n, labels=...)`` draws the digits asked for. ``model(x, labels)``,
+    ``encode(x, labels)`` and ``decode(z, labels)`` then need the class of each image, and ``test/nll``
+    is -log p(x|y). Its test phase also judges ``test_samples`` samples, an equal share per class,
+    with :mod:`zoo.quality`: ``test/label_acc`` (the share the shipped LeNet-5 reads as the class
+    asked for), ``test/fid_lenet`` against the test images, ``test/coverage_min`` and ``_max``.
+
     Args:
         architecture: ``mlp`` or ``conv``.
         latent_size: size of z.
@@ -362,6 +379,10 @@ class VAE(ReconstructionModule):
         nll_samples: k, importance samples for ``test/nll``; 0 skips it (it costs k decoder passes per image).
         init: weight initialisation, ``default``, ``xavier`` or ``kaiming``.
         iwae_samples: k, importance samples of the training bound; 1 trains on the ELBO.
+        num_classes: make the VAE class-conditional with this many classes; None: unconditional.
+        class_names: the name of each class (None: the DataModule's names when training starts).
+        test_samples: samples a conditional VAE's test phase judges (at least 2: a covariance).
+        quality_seed: seed of the noise of those samples.
         **kwargs: optimiser settings of :class:`ReconstructionModule`.
     """
 
@@ -376,9 +397,16 @@ class VAE(ReconstructionModule):
         nll_samples: int = 1000,
         init: str = "kaiming",
         iwae_samples: int = 1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        test_samples: int = 10000,
+        quality_seed: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        check_class_names(num_classes, class_names)
+        if not test_samples >= 2:
+            raise ValueError(f"test_samples must be >= 2 (a covariance needs two samples), got {test_samples}")
         if latent_size < 1:
             raise ValueError(f"latent_size must be >= 1, got {latent_size}")
         if nll_samples < 0:
@@ -395,21 +423,43 @@ class VAE(ReconstructionModule):
             channels=[int(c) for c in channels],
             activation=activation,
             init=init,
+            condition_size=num_classes or 0,
         )
+        self.class_names = None if class_names is None else [str(name) for name in class_names]
         self.test_nll = torchmetrics.MeanMetric()
+        self._judge = {}  # see SampleQualityLogging
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, logvar) of q(z|x), each (N, latent_size)."""
+    def _condition(self, labels: torch.Tensor | None, x: torch.Tensor, call: str) -> torch.Tensor | None:
+        """The one-hot classes (N, num_classes) a conditional VAE's networks read for the N rows of ``x``;
+        None for an unconditional VAE."""
+        num_classes = self.hparams.get("num_classes")
+        if not torch.compiler.is_compiling():  # the checks read sizes and values, which an exported graph cannot hold
+            labels = check_labels(labels, len(x), num_classes, "this VAE", call)
+        return None if labels is None else F.one_hot(labels.long(), num_classes).to(self.dtype)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x), each (N, latent_size); a conditional VAE's q(z|x, y) needs the
+        ``labels`` (N,) of the images."""
         self.validate_input(x)
-        mu, logvar = self.net.encode(x).chunk(2, dim=1)
+        c = self._condition(labels, x, "model.encode(x, labels)")
+        mu, logvar = self.net.encode(x, c).chunk(2, dim=1)
         return mu, logvar
 
-    def point_code(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(x)[0]  # the posterior mean
+    def point_code(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, labels)[0]  # the posterior mean
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Bernoulli means p(x|z) in (0, 1), (N, 1, 28, 28)."""
-        return torch.sigmoid(self.net.decode(z))
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Bernoulli means p(x|z) in (0, 1), (N, 1, 28, 28); a conditional VAE's p(x|z, y) needs the
+        ``labels`` (N,) of the images to draw."""
+        c = self._condition(labels, z, "model.decode(z, labels)")
+        return torch.sigmoid(self.net.decode(z, c))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The reconstruction of ``x`` in [0, 1] (a conditional VAE also needs the ``labels`` of ``x``)."""
+        return self.decode(self.point_code(x, labels), labels)
+
+    def on_fit_start(self) -> None:
+        adopt_class_names(self)
 
     @torch.no_grad()
     def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -417,15 +467,17 @@ class VAE(ReconstructionModule):
 
         Args:
             n: number of images.
-            labels: refused: this VAE is unconditional (the argument keeps one signature for every sampler).
+            labels: for a conditional VAE, the class of the images: one class for all (an int or a
+                class name), or one per image; None draws every class in turn (0, 1, ..., 0, 1, ...).
+                An unconditional VAE refuses labels.
             generator: a CPU ``torch.Generator`` for z; None uses the global RNG, so ``torch.manual_seed``
                 makes the result reproducible.
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        class_labels(labels, n, None, None, type(self).__name__)  # raises for any labels
+        classes = class_labels(labels, n, self.hparams.get("num_classes"), self.class_names, type(self).__name__)
         z = torch.randn(n, self.hparams.latent_size, generator=generator).to(self.device)
-        return self.decode(z)
+        return self.decode(z, None if classes is None else classes.to(self.device))
 
     def prepare_batch(self, x, stage, generator):
         if not self.hparams.binarize:
@@ -433,11 +485,12 @@ class VAE(ReconstructionModule):
         binary = (rand_like(x, generator) < x).to(x.dtype)
         return binary, binary
 
-    def loss_terms(self, inputs, target, stage, generator):
-        mu, logvar = self.net.encode(inputs).chunk(2, dim=1)
+    def loss_terms(self, inputs, target, stage, generator, labels=None):
+        c = None if labels is None else F.one_hot(labels.long(), self.hparams.num_classes).to(inputs.dtype)
+        mu, logvar = self.net.encode(inputs, c).chunk(2, dim=1)
         k = self.hparams.get("iwae_samples", 1)
         eps = randn_like(mu.expand(k, *mu.shape), generator)  # (k, N, D)
-        log_w, raw = self._log_weights(mu, logvar, eps, target)  # (k, N), (k, N, pixels)
+        log_w, raw = self._log_weights(mu, logvar, eps, target, c)  # (k, N), (k, N, pixels)
         n = inputs.shape[0]
         log_px_z = log_w - self._log_prior_ratio(mu, logvar, eps)  # log p(x|z_i)
         recon_nll = -log_px_z.mean(0).sum() / n  # averaged over the k samples
@@ -445,7 +498,7 @@ class VAE(ReconstructionModule):
         nelbo = recon_nll + kl
         loss = nelbo if k == 1 else -(torch.logsumexp(log_w, dim=0) - math.log(k)).sum() / n
         # The metrics judge the deterministic reconstruction that forward() returns.
-        recon = torch.sigmoid(raw[0]).view_as(inputs) if stage == "train" else self.decode(mu)
+        recon = torch.sigmoid(raw[0] if stage == "train" else self.net.decode(mu, c)).view_as(inputs)
         terms = {"loss": loss, "recon": recon, "code": mu, "nelbo": nelbo, "recon_nll": recon_nll, "kl": kl}
         if k > 1:
             terms["iwae_bound"] = loss
@@ -459,41 +512,51 @@ class VAE(ReconstructionModule):
         log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(-1)
         return log_pz - log_qz
 
-    def _log_weights(self, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor,
-                     target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Importance weights log p(x, z_i) / q(z_i|x), (m, N), for z_i = mu + std * eps_i; and the
-        decoder's logits (m, N, pixels)."""
+    def _log_weights(self, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor, target: torch.Tensor,
+                     c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Importance weights log p(x, z_i) / q(z_i|x), (m, N), for z_i = mu + std * eps_i (and the
+        one-hot classes ``c`` (N, K) of a conditional VAE); and the decoder's logits (m, N, pixels)."""
         m, n = eps.shape[:2]
         z = mu + torch.exp(0.5 * logvar) * eps  # (m, N, D)
-        raw = self.net.decode(z.reshape(m * n, -1)).reshape(m, n, -1)
+        raw = self.net.decode(z.reshape(m * n, -1), None if c is None else c.repeat(m, 1)).reshape(m, n, -1)
         flat = target.reshape(1, n, -1).expand_as(raw)
         log_px_z = -F.binary_cross_entropy_with_logits(raw, flat, reduction="none").sum(-1)
         return log_px_z + self._log_prior_ratio(mu, logvar, eps), raw
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
-                       chunk: int = 100) -> torch.Tensor:
-        """Importance-sampled log p(x) in nats, (N,), for binary images ``x`` (N, 1, 28, 28).
+                       chunk: int = 100, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Importance-sampled log p(x) in nats, (N,), for binary images ``x`` (N, 1, 28, 28); for a
+        conditional VAE log p(x|y), given the ``labels`` y (N,) of the images.
 
         Args:
             x: binary images (the model's targets).
             num_samples: k, samples from q(z|x) per image.
             generator: a CPU generator for the samples (None: the global RNG).
             chunk: samples decoded at once (bounds memory to chunk x N images).
+            labels: the class of each image (conditional VAEs only).
         """
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, labels)
+        c = self._condition(labels, x, "model.log_likelihood(x, k, labels=labels)")
         log_weights = []
         for start in range(0, num_samples, chunk):
             m = min(chunk, num_samples - start)
             eps = randn_like(mu.expand(m, *mu.shape), generator)  # (m, N, D)
-            log_weights.append(self._log_weights(mu, logvar, eps, x)[0])  # (m, N)
+            log_weights.append(self._log_weights(mu, logvar, eps, x, c)[0])  # (m, N)
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(num_samples)
 
     def test_step(self, batch, batch_idx):
         super().test_step(batch, batch_idx)
+        labels = batch_labels(self, batch)
+        if labels is not None:
+            self._quality_step(batch)
         k = self.hparams.nll_samples
         if k > 0:
             generator = torch.Generator().manual_seed(batch_idx)
             target, _ = self.prepare_batch(batch[0], "test", generator)  # the same binarisation as the test loss
-            self.test_nll.update(-self.log_likelihood(target, k, generator))
+            self.test_nll.update(-self.log_likelihood(target, k, generator, labels=labels))
             self.log("test/nll", self.test_nll, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        if self.conditional:
+            self._log_quality("test", self.hparams.test_samples)

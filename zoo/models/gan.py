@@ -23,7 +23,6 @@ right before its backward, so the other network's by-product gradients are never
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -31,10 +30,10 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from zoo.models.base import WeightedMean, ZooModule, compute_and_reset
-from zoo.models.labels import adopt_class_names, check_class_names, check_labels, class_labels
+from zoo.models.labels import adopt_class_names, batch_labels, check_class_names, check_labels, class_labels
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
-from zoo.quality import SampleQuality
+from zoo.quality import SampleQuality, SampleQualityLogging
 
 TRAIN_TERMS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -43,7 +42,7 @@ SAMPLE_CHUNK = 1000  # images generated per forward pass when sampling many
 LOSSES = ("bce", "hinge")
 
 
-class GAN(ZooModule):
+class GAN(SampleQualityLogging, ZooModule):
     """A GAN for 28x28 grayscale images in [0, 1].
 
     ``forward(z)`` maps noise (N, latent_dim) to images (N, 1, 28, 28) in [0, 1] (a conditional
@@ -259,7 +258,7 @@ class GAN(ZooModule):
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
     def training_step(self, batch, batch_idx):
-        real, real_labels = batch
+        real, real_labels = batch[0], batch_labels(self, batch)
         self._check_images(real)
         logging_step = self.is_logging_step()  # asked before this batch's steps move Trainer.global_step
         opt_g, opt_d = self.optimizers()
@@ -299,6 +298,8 @@ class GAN(ZooModule):
         if tuple(x.shape[1:]) != (1, 28, 28):
             got = "(" + ", ".join(str(d) for d in x.shape) + ")"
             raise ValueError(f"GAN trains on images of shape (N, 1, 28, 28), got {got}")
+        if self.training and self.fitting_trainer() is not None:
+            self._input_checked_in_training = True  # the epoch's labels are checked too: see batch_labels
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -312,31 +313,6 @@ class GAN(ZooModule):
         return optimizers  # [generator, discriminator], the order of self.optimizers()
 
     # ----- quality: val/fid_lenet picks the best checkpoint, test/* are the published numbers -----
-
-    def _quality(self) -> SampleQuality:
-        if "quality" not in self._judge:
-            self._judge["quality"] = SampleQuality()
-        return self._judge["quality"].to(self.device)
-
-    def _quality_step(self, batch) -> None:
-        real, _ = batch
-        self._quality().update(real, real=True)  # only features of the real images are kept
-
-    def _log_quality(self, stage: str, n: int) -> None:
-        """Generate ``n`` images (split over DDP ranks), compare them with the real ones, log.
-
-        A conditional GAN draws every class equally often and also logs ``label_acc``, the share of
-        samples the judge classifies as the class asked for."""
-        quality = self._quality()
-        world, rank = self.trainer.world_size, self.global_rank
-        noise = torch.Generator().manual_seed(self.hparams.quality_seed + rank)  # differs per rank
-        count = math.ceil(n / world)
-        classes = class_labels(None, count, self.hparams.num_classes, None, type(self).__name__)
-        quality.update(self.sample(count, labels=classes, generator=noise), real=False, labels=classes)
-        results = quality.compute()  # torchmetrics sums the states over ranks first
-        quality.reset()
-        keys = ("fid_lenet", "coverage_min", "coverage_max") + (("label_acc",) if classes is not None else ())
-        self.log_dict({f"{stage}/{key}": results[key] for key in keys}, sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
         self._quality_step(batch)

@@ -60,7 +60,6 @@ def class_labels(labels, n: int, num_classes: int | None, class_names: Sequence[
     return torch.tensor(indices, dtype=torch.long)
 
 
-
 def check_labels(labels: torch.Tensor | None, n: int, num_classes: int | None, model: str,
                  call: str) -> torch.Tensor | None:
     """The ``labels`` (n,) a forward pass was given, checked: required by a conditional model, refused
@@ -78,3 +77,31 @@ def check_labels(labels: torch.Tensor | None, n: int, num_classes: int | None, m
     if n and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
         raise ValueError(f"labels must be in [0, {num_classes - 1}], got [{int(labels.min())}, {int(labels.max())}]")
     return labels
+
+
+def label_kwargs(model, labels: torch.Tensor | None) -> dict:
+    """The keyword arguments that give a class-conditional model the images' ``labels`` (``model(x,
+    **label_kwargs(model, y))``); none for an unconditional model, which takes no labels."""
+    if model.hparams.get("num_classes") is None:
+        return {}
+    return {"labels": None if labels is None else labels.to(model.device)}  # None: the model says what it needs
+
+
+def batch_labels(model, batch) -> torch.Tensor | None:
+    """The labels of a class-conditional model's batch ``(images, labels)``, checked; None for an
+    unconditional model.
+
+    Checked as :meth:`zoo.models.base.ZooModule.validate_input` checks images: every evaluation batch,
+    and the first training batch of each epoch (the range check reads values, a device sync), so call
+    it before ``validate_input`` marks the epoch's input checked.
+    """
+    num_classes = model.hparams.get("num_classes")
+    if num_classes is None:
+        return None
+    name = type(model).__name__
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(f"{name} is class-conditional: it trains on (images, labels) batches, got images only")
+    images, labels = batch[0], batch[1]
+    if torch.compiler.is_compiling() or (model._input_checked_in_training and model.training):
+        return labels
+    return check_labels(labels, len(images), num_classes, f"this {name}", "the batch (images, labels)")

@@ -3,6 +3,10 @@
 Both map images (N, C, 28, 28) to codes (N, code_size) and codes back to *pre-activation* images
 (N, C, 28, 28): the model decides the output non-linearity (sigmoid for pixel probabilities, none
 for the linear autoencoder), so that losses can use the numerically stable logit forms.
+
+A conditional model (``condition_size`` > 0, e.g. a class-conditional VAE) passes a condition vector
+``c`` (N, condition_size), such as a one-hot class, to both halves: the MLP encoder reads it beside
+the pixels, the convolutional one beside its features, and the decoder reads it beside the code.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class ConvEncoder(nn.Module):
         activation: activation after each convolution.
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int], code_size: int, activation: str) -> None:
+    def __init__(self, in_channels: int, channels: Sequence[int], code_size: int, activation: str,
+                 condition_size: int = 0) -> None:
         super().__init__()
         c1, c2 = channels
         self.features = nn.Sequential(
@@ -40,20 +45,21 @@ class ConvEncoder(nn.Module):
             make_activation(activation),
             nn.Flatten(),  # (N, c2 * 49)
         )
-        self.head = nn.Linear(c2 * 7 * 7, code_size)
+        self.head = nn.Linear(c2 * 7 * 7 + condition_size, code_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (N, code_size)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(_joined(self.features(x), c))  # (N, code_size)
 
 
 class ConvDecoder(nn.Module):
     """The mirror of :class:`ConvEncoder`: linear to (c2, 7, 7), then two transposed convolutions to 28x28."""
 
-    def __init__(self, out_channels: int, channels: Sequence[int], code_size: int, activation: str) -> None:
+    def __init__(self, out_channels: int, channels: Sequence[int], code_size: int, activation: str,
+                 condition_size: int = 0) -> None:
         super().__init__()
         c1, c2 = channels
         self.c2 = c2
-        self.fc = nn.Sequential(nn.Linear(code_size, c2 * 7 * 7), make_activation(activation))
+        self.fc = nn.Sequential(nn.Linear(code_size + condition_size, c2 * 7 * 7), make_activation(activation))
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1),  # (N, c1, 14, 14)
             make_activation(activation),
@@ -62,6 +68,12 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.fc(z).view(-1, self.c2, 7, 7))
+
+
+def _joined(features: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """``features`` (N, ...) flattened, with the condition ``c`` (N, K) appended when there is one."""
+    flat = features.flatten(1)
+    return flat if c is None else torch.cat([flat, c.to(flat.dtype)], dim=1)
 
 
 class AutoencoderNet(nn.Module):
@@ -78,6 +90,7 @@ class AutoencoderNet(nn.Module):
         channels: the two convolution widths of the conv architecture.
         activation: hidden activation (see :func:`zoo.nets.layers.make_activation`).
         init: weight initialisation, ``default``, ``xavier`` or ``kaiming``.
+        condition_size: size of the condition vector both halves read; 0: unconditional.
     """
 
     def __init__(
@@ -90,26 +103,33 @@ class AutoencoderNet(nn.Module):
         channels: Sequence[int] = (32, 64),
         activation: str = "relu",
         init: str = "kaiming",
+        condition_size: int = 0,
     ) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
         self.image_shape = (in_channels, IMAGE_SIZE, IMAGE_SIZE)
         out_code_size = out_code_size or code_size
+        self.architecture, self.condition_size = architecture, condition_size
         if architecture == "mlp":
             pixels = math.prod(self.image_shape)
-            self.encoder = MLPNet(pixels, hidden_sizes, out_code_size, activation=activation)
-            self.decoder = MLPNet(code_size, list(reversed(hidden_sizes)), pixels, activation=activation)
+            self.encoder = MLPNet(pixels + condition_size, hidden_sizes, out_code_size, activation=activation)
+            self.decoder = MLPNet(code_size + condition_size, list(reversed(hidden_sizes)), pixels,
+                                  activation=activation)
         else:
-            self.encoder = ConvEncoder(in_channels, channels, out_code_size, activation)
-            self.decoder = ConvDecoder(in_channels, channels, code_size, activation)
+            self.encoder = ConvEncoder(in_channels, channels, out_code_size, activation, condition_size)
+            self.decoder = ConvDecoder(in_channels, channels, code_size, activation, condition_size)
         init_weights(self, init, activation)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)  # (N, out_code_size)
+    def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's output (N, out_code_size) for images ``x`` (and the condition ``c``)."""
+        if self.architecture == "conv":
+            return self.encoder(x, c)
+        return self.encoder(_joined(x, c))  # (N, out_code_size)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z).view(-1, *self.image_shape)  # (N, C, 28, 28), before the output activation
+    def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-activation images (N, C, 28, 28) for codes ``z`` (and the condition ``c``)."""
+        return self.decoder(_joined(z, c)).view(-1, *self.image_shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, c), c)
