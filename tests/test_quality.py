@@ -57,6 +57,14 @@ def test_coverage_counts_the_predicted_classes():
     assert coverage.compute().tolist() == [0.125, 0.375, 0.5]
 
 
+def test_label_accuracy_is_the_share_classified_as_asked_and_nan_without_labels():
+    coverage = ClassCoverage(IdentityJudge(3), num_classes=3)
+    coverage.update(torch.eye(3)[[0, 1, 1, 1]])  # no labels: counted for coverage only
+    assert coverage.label_accuracy().isnan()
+    coverage.update(torch.eye(3)[[0, 1, 2, 2]], torch.tensor([0, 1, 1, 2]))  # 3 of 4 as asked
+    assert coverage.label_accuracy().item() == 0.75
+
+
 def test_sample_quality_reports_min_and_max_share_of_generated_images_only():
     quality = SampleQuality(IdentityJudge(3))
     quality.update(torch.eye(3)[[0, 0, 0, 0]], real=True)  # real images do not count for coverage

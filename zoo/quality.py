@@ -76,7 +76,8 @@ class ClassCoverage(Metric):
 
     def label_accuracy(self) -> torch.Tensor:
         """The share of labelled images classified as their label (NaN when none came with a label)."""
-        return self.hits.float() / self.labelled if self.labelled else torch.tensor(float("nan"))
+        share = self.hits.float() / self.labelled.clamp(min=1)
+        return torch.where(self.labelled > 0, share, torch.full_like(share, float("nan")))  # no host read
 
 
 class SampleQuality(nn.Module):
