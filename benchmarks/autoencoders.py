@@ -94,13 +94,15 @@ def linear_probe(x_train, y_train, x_test, y_test, weights: str = "ae_mnist", n_
 
 
 @torch.no_grad()
-def vae_likelihood(x: torch.Tensor, num_samples: int = 100, seed: int = 0) -> dict[str, float]:
-    """Negative ELBO and importance-sampled NLL (nats per image) of ``vae_mnist`` on binarized ``x``."""
-    model = zoo.load_pretrained("vae_mnist")
+def vae_likelihood(x: torch.Tensor, num_samples: int = 100, seed: int = 0, name: str = "vae_mnist",
+                   labels: torch.Tensor | None = None) -> dict[str, float]:
+    """Negative ELBO and importance-sampled NLL (nats per image) of the VAE ``name`` on binarized ``x``;
+    a class-conditional VAE (``cvae_mnist``) also needs the ``labels`` of ``x`` and gives -log p(x|y)."""
+    model = zoo.load_pretrained(name)
     generator = torch.Generator().manual_seed(seed)
     binary, _ = model.prepare_batch(x, "test", generator)
-    nelbo = model.loss_terms(binary, binary, "test", generator)["nelbo"].item()
-    nll = -model.log_likelihood(binary, num_samples, generator).mean().item()
+    nelbo = model.loss_terms(binary, binary, "test", generator, labels)["nelbo"].item()
+    nll = -model.log_likelihood(binary, num_samples, generator, labels=labels).mean().item()
     return {"nelbo": nelbo, "nll": nll}
 
 

@@ -2,8 +2,8 @@
 
     ZOO_DATA_DIR=<data root> python -m benchmarks.figures [--out benchmarks/figures]
 
-Writes gan_samples.png, vae_samples.png (64 samples each), cgan_samples.png (a 10 x 10 grid of
-`cgan_mnist`'s samples, one row per digit), reconstructions.png (test images next to `ae_mnist`'s
+Writes gan_samples.png, vae_samples.png (64 samples each), cgan_samples.png and cvae_samples.png
+(10 x 10 grids of `cgan_mnist`'s and `cvae_mnist`'s samples, one row per digit), reconstructions.png (test images next to `ae_mnist`'s
 reconstructions) and denoising.png (noisy test images next to `dae_mnist`'s output). Seeded: the
 same weights give the same pictures.
 """
@@ -34,8 +34,9 @@ def main() -> None:
     for name in ("gan_mnist", "vae_mnist"):
         samples = zoo.load_pretrained(name).sample(64, generator=torch.Generator().manual_seed(0))
         save_image(image_grid(samples, nrow=16), out / f"{name.split('_')[0]}_samples.png")
-    samples = class_grid(zoo.load_pretrained("cgan_mnist"), 10, generator=torch.Generator().manual_seed(0))
-    save_image(image_grid(samples, nrow=10), out / "cgan_samples.png")
+    for name in ("cgan_mnist", "cvae_mnist"):
+        samples = class_grid(zoo.load_pretrained(name), 10, generator=torch.Generator().manual_seed(0))
+        save_image(image_grid(samples, nrow=10), out / f"{name.split('_')[0]}_samples.png")
 
     x = MNISTDataModule(data_dir=args.data_dir).load_split(train=False)[0][:24].float() / 255  # (24, 1, 28, 28)
     save_image(pair_grid(x, zoo.load_pretrained("ae_mnist")(x)), out / "reconstructions.png")

@@ -21,7 +21,7 @@ import zoo
 from zoo.data.vision import MNISTDataModule
 from zoo.quality import SampleQuality
 
-GENERATIVE_WEIGHTS = ("gan_mnist", "cgan_mnist", "vae_mnist")
+GENERATIVE_WEIGHTS = ("gan_mnist", "cgan_mnist", "vae_mnist", "cvae_mnist")
 CHUNK = 1000
 
 

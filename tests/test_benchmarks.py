@@ -35,19 +35,21 @@ def test_readme_figures_are_what_the_shipped_weights_draw(data_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     committed = sorted(p.name for p in (REPO / "benchmarks/figures").glob("*.png"))
     assert sorted(p.name for p in tmp_path.glob("*.png")) == committed
-    assert "cgan_samples.png" in committed
+    assert "cgan_samples.png" in committed and "cvae_samples.png" in committed
     for name in committed:
         drawn, shipped = read_image(str(tmp_path / name)).int(), read_image(str(REPO / "benchmarks/figures" / name)).int()
         assert drawn.shape == shipped.shape, name
         # Other torch versions may round a pixel's last bit differently; nothing more.
         assert (drawn - shipped).abs().max() <= 1, name
-    cgan = read_image(str(tmp_path / "cgan_samples.png"))
-    assert cgan.shape[1:] == (2 + 10 * 30, 2 + 10 * 30)  # 10 x 10 images of 28 pixels, 2 pixels apart
+    for name in ("cgan_samples.png", "cvae_samples.png"):
+        grid = read_image(str(tmp_path / name))
+        assert grid.shape[1:] == (2 + 10 * 30, 2 + 10 * 30), name  # 10 x 10 images of 28 pixels, 2 pixels apart
 
 
 @pytest.mark.slow
 def test_generative_quality_table_repeats_the_manifest(data_dir):
-    """The comparison table's GAN rows are the manifest's test numbers: the same seeded samples."""
+    """The comparison table's rows of the GANs and the conditional VAE are the manifest's test numbers: the
+    same seeded samples."""
     import re
 
     from zoo.weights import read_manifest
@@ -56,12 +58,12 @@ def test_generative_quality_table_repeats_the_manifest(data_dir):
                             cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = read_manifest()
-    for name in ("gan_mnist", "cgan_mnist"):
+    for name in ("gan_mnist", "cgan_mnist", "cvae_mnist"):
         row = next(line for line in result.stdout.splitlines() if line.startswith(f"| `{name}`"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         metrics = manifest[name]["metrics"]
         assert float(cells[1]) == pytest.approx(metrics["test/fid_lenet"], abs=0.01), row
-        assert float(cells[2].rstrip("%")) == pytest.approx(100 * metrics["test/coverage_min"], abs=0.05), row
+        assert float(cells[2].rstrip("%")) == pytest.approx(100 * metrics["test/coverage_min"], abs=0.051), row  # printed to 0.1
         if "test/label_acc" in metrics:
             assert float(cells[4].rstrip("%")) == pytest.approx(100 * metrics["test/label_acc"], abs=0.005), row
     real = next(line for line in result.stdout.splitlines() if line.startswith("| real MNIST training images"))

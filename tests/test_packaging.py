@@ -31,11 +31,14 @@ def test_wheel_install_ships_the_weights(tmp_path, data_dir):
     for args, expected in ((["infer", "lenet5_mnist", "black.png"], "black.png"),
                            (["evaluate", "lenet5_mnist", "--report", "report"], "report written to report/index.html"),
                            (["export", "lenet5_mnist"], "wrote lenet5_mnist.onnx (onnx)"),
-                           (["export", "vae_mnist", "--part", "decoder", "--format", "torch.export"], "wrote vae_mnist.pt2")):
+                           (["export", "vae_mnist", "--part", "decoder", "--format", "torch.export"], "wrote vae_mnist.pt2"),
+                           (["sample", "cgan_mnist", "4", "--output", "sevens", "--label", "7"], "4 samples written to sevens"),
+                           (["sample", "cvae_mnist", "4", "--output", "fours", "--label", "4"], "4 samples written to fours")):
         result = subprocess.run([sys.executable, "-m", "zoo.cli", *args], cwd=tmp_path, env=env, capture_output=True,
                                 text=True, timeout=600)
         assert result.returncode == 0 and expected in result.stdout, result.stderr[-2000:]
-    assert {"lenet5_mnist.onnx", "vae_mnist.pt2", "report"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"lenet5_mnist.onnx", "vae_mnist.pt2", "report", "sevens", "fours"} <= {p.name for p in tmp_path.iterdir()}
+    assert len(list((tmp_path / "sevens").glob("sample_*.png"))) == len(list((tmp_path / "fours").glob("sample_*.png"))) == 4
     assert (tmp_path / "report/confusion_matrix.png").is_file()
 
 

@@ -49,7 +49,7 @@ RUN_IN_ORDER = [
 VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
 INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv",
          "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/",
-         "zoo sample cgan_mnist 16 --output sevens/ --label 7"]
+         "zoo sample cgan_mnist 16 --output sevens/ --label 7", "zoo sample cvae_mnist 16 --output fours/ --label 4"]
 EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.export",
           "zoo export vae_mnist --part decoder --output vae_sampler.onnx"]
 REPORT = ["zoo evaluate lenet5_mnist --report report/",
@@ -150,7 +150,12 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
     assert _run(INFER[4], user_folder, {}).stdout.strip() == "16 samples written to sevens"
     sevens = torch.stack([torch.from_numpy(np.array(Image.open(f))).float() / 255
                           for f in sorted((user_folder / "sevens").glob("sample_*.png"))])[:, None]
-    assert (zoo.load_pretrained("lenet5_mnist")(sevens).argmax(1) == 7).sum() >= 15  # the digit asked for
+    judge = zoo.load_pretrained("lenet5_mnist")
+    assert (judge(sevens).argmax(1) == 7).sum() >= 15  # the digit asked for
+    assert _run(INFER[5], user_folder, {}).stdout.strip() == "16 samples written to fours"
+    fours = torch.stack([torch.from_numpy(np.array(Image.open(f))).float() / 255
+                         for f in sorted((user_folder / "fours").glob("sample_*.png"))])[:, None]
+    assert (judge(fours).argmax(1) == 4).sum() >= 14
 
 
 def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, monkeypatch):

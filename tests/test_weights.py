@@ -142,7 +142,7 @@ def test_manifest_entry_whose_file_is_missing(tmp_path, monkeypatch):
 def test_shipped_classifiers_and_conditional_generators_name_their_classes_as_their_dataset_does():
     manifest = read_manifest()
     with_classes = sorted(name for name, entry in manifest.items() if entry["hparams"].get("num_classes"))
-    assert with_classes == ["alexnet_fashionmnist", "cgan_mnist", "lenet5_mnist", "lstm_mnist", "mlp_mnist"]
+    assert with_classes == ["alexnet_fashionmnist", "cgan_mnist", "cvae_mnist", "lenet5_mnist", "lstm_mnist", "mlp_mnist"]
     for name in with_classes:
         dataset = zoo.create_datamodule(manifest[name]["dataset"])  # reads no files
         assert load_pretrained(name).class_names == list(dataset.class_names), name

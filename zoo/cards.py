@@ -77,7 +77,10 @@ def model_card(name: str, entry: dict[str, Any], report: dict[str, Any] | None =
         lines.append(f"datasets: [{entry['dataset']}]")
     lines += ["---", "", f"# {name}", "", f"{summary} `{entry['class_path']}`"
               + (f", {entry['num_params']:,} parameters" if "num_params" in entry else "")
-              + (f", trained on {dataset['title']}." if dataset else "."), ""]
+              + (f", trained on {dataset['title']}." if dataset else ".")
+              + (f" Class-conditional, with {entry['hparams']['num_classes']} classes: it draws the class asked for"
+                 + ("; its likelihoods are of an image given its class, -log p(x|y)." if kind == "vae" else ".")
+                 if conditional else ""), ""]
     lines += _use(name, kind, entry, conditional)
     lines += _data(entry, dataset)
     lines += _metrics(entry, report, dataset)

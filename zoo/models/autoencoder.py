@@ -458,7 +458,7 @@ class VAE(SampleQualityLogging, ReconstructionModule):
         """The reconstruction of ``x`` in [0, 1] (a conditional VAE also needs the ``labels`` of ``x``)."""
         return self.decode(self.point_code(x, labels), labels)
 
-    def on_fit_start(self) -> None:
+    def setup(self, stage: str) -> None:
         adopt_class_names(self)
 
     @torch.no_grad()
