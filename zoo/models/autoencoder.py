@@ -429,11 +429,14 @@ class VAE(SampleQualityLogging, ReconstructionModule):
         self.test_nll = torchmetrics.MeanMetric()
         self._judge = {}  # see SampleQualityLogging
 
-    def _condition(self, labels: torch.Tensor | None, x: torch.Tensor, call: str) -> torch.Tensor | None:
+    def _condition(self, labels: torch.Tensor | None, x: torch.Tensor, call: str,
+                   checked: bool = False) -> torch.Tensor | None:
         """The one-hot classes (N, num_classes) a conditional VAE's networks read for the N rows of ``x``;
-        None for an unconditional VAE."""
+        None for an unconditional VAE. ``checked``: the labels were checked already (by
+        :func:`zoo.models.labels.batch_labels`), so they are not read again."""
         num_classes = self.hparams.get("num_classes")
-        if not torch.compiler.is_compiling():  # the checks read sizes and values, which an exported graph cannot hold
+        # The checks read sizes and values, which an exported graph cannot hold.
+        if not (checked or torch.compiler.is_compiling()):
             labels = check_labels(labels, len(x), num_classes, "this VAE", call)
         return None if labels is None else F.one_hot(labels.long(), num_classes).to(self.dtype)
 
@@ -441,7 +444,9 @@ class VAE(SampleQualityLogging, ReconstructionModule):
         """(mu, logvar) of q(z|x), each (N, latent_size); a conditional VAE's q(z|x, y) needs the
         ``labels`` (N,) of the images."""
         self.validate_input(x)
-        c = self._condition(labels, x, "model.encode(x, labels)")
+        return self._posterior(x, self._condition(labels, x, "model.encode(x, labels)"))
+
+    def _posterior(self, x: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.net.encode(x, c).chunk(2, dim=1)
         return mu, logvar
 
@@ -486,8 +491,8 @@ class VAE(SampleQualityLogging, ReconstructionModule):
         return binary, binary
 
     def loss_terms(self, inputs, target, stage, generator, labels=None):
-        c = None if labels is None else F.one_hot(labels.long(), self.hparams.num_classes).to(inputs.dtype)
-        mu, logvar = self.net.encode(inputs, c).chunk(2, dim=1)
+        c = self._condition(labels, inputs, "training", checked=True)  # checked by batch_labels
+        mu, logvar = self._posterior(inputs, c)
         k = self.hparams.get("iwae_samples", 1)
         eps = randn_like(mu.expand(k, *mu.shape), generator)  # (k, N, D)
         log_w, raw = self._log_weights(mu, logvar, eps, target, c)  # (k, N), (k, N, pixels)
@@ -536,8 +541,9 @@ class VAE(SampleQualityLogging, ReconstructionModule):
             chunk: samples decoded at once (bounds memory to chunk x N images).
             labels: the class of each image (conditional VAEs only).
         """
-        mu, logvar = self.encode(x, labels)
+        self.validate_input(x)
         c = self._condition(labels, x, "model.log_likelihood(x, k, labels=labels)")
+        mu, logvar = self._posterior(x, c)
         log_weights = []
         for start in range(0, num_samples, chunk):
             m = min(chunk, num_samples - start)
@@ -546,8 +552,8 @@ class VAE(SampleQualityLogging, ReconstructionModule):
         return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(num_samples)
 
     def test_step(self, batch, batch_idx):
-        super().test_step(batch, batch_idx)
-        labels = batch_labels(self, batch)
+        super().test_step(batch, batch_idx)  # which checked the batch's labels (batch_labels)
+        labels = batch[1] if self.conditional else None
         if labels is not None:
             self._quality_step(batch)
         k = self.hparams.nll_samples
