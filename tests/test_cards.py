@@ -35,6 +35,9 @@ def test_each_card_says_what_the_manifest_records(name):
     assert "License of the data: " in card and "## Intended use and limitations" in card
     for key in entry["metrics"]:
         assert f"| `{key}` |" in card
+    start = entry.get("training", {}).get("started_from")
+    if start:  # weights trained from other weights say so, and those are shipped too
+        assert f"It started from the weights `{start}`, whose training came first." in card and start in SHIPPED
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card):  # every picture a card shows is there
         assert (WEIGHTS / CARDS_DIR / picture).resolve().is_file(), picture
 

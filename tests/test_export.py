@@ -107,6 +107,27 @@ def test_a_conditional_generator_exports_with_noise_and_labels_inputs(format, tm
 
 
 @pytest.mark.parametrize("format", ["onnx", "torch.export"])
+def test_a_generator_with_a_noise_mixture_exports_the_mixture_too(format, tmp_path):
+    """gan_mnist's layout: the file draws from the mixture itself, from N(0, I) noise and one uniform column."""
+    torch.manual_seed(0)
+    model = zoo.models.GAN(arch="decoder", latent_dim=4, generator_hidden=[16], discriminator_hidden=[16],
+                           noise_components=3).eval()
+    model.noise_weights.copy_(torch.tensor([0.2, 0.3, 0.5]))
+    model.noise_means.copy_(torch.randn(3, 4) * 3)
+    model.noise_scale_tril.copy_(torch.linalg.cholesky(torch.eye(4) + 0.5 * torch.ones(4, 4)).expand(3, 4, 4))
+    result = export_weights(model, format=format, output=tmp_path / f"gan{export.FORMATS[format]}")
+    assert result.metadata["input"] == ("float32 noise (N, 5): columns 0-3 drawn from N(0, I), column 4 uniform in "
+                                        "[0, 1), which picks the component of the GAN's noise mixture")
+    generator = torch.Generator().manual_seed(3)
+    eps, choice = torch.randn(7, 4, generator=generator), torch.rand(7, generator=generator)
+    with torch.no_grad():
+        expected = model(model._mixture(eps, choice))
+        assert (run_exported(result.path, (torch.cat([eps, choice[:, None]], 1),)) - expected).abs().max() <= 1e-5
+        # what sample() draws with the same generator state is the same image
+        assert torch.equal(model.sample(7, generator=torch.Generator().manual_seed(3)), expected)
+
+
+@pytest.mark.parametrize("format", ["onnx", "torch.export"])
 @pytest.mark.parametrize("part", ["model", "decoder"])
 def test_a_conditional_vae_exports_both_parts_with_a_labels_input(part, format, tmp_path):
     torch.manual_seed(0)

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 import torch
 
+import zoo
 from tests.conftest import REPO
 from tests.test_cli import ZOO, run_zoo
 from zoo.checkpointing import AtomicCheckpointIO
@@ -151,6 +152,34 @@ def test_gan_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(options, ne
     straight, resumed = _kill_and_resume(GAN_RECIPE % options, "gan", tmp_path)
     assert {k.split(".")[0] for k in straight["state_dict"]} == networks
     assert len(straight["optimizer_states"]) == 2
+    for adam_straight, adam_resumed in zip(straight["optimizer_states"], resumed["optimizer_states"]):
+        for i, state in adam_straight["state"].items():
+            assert torch.equal(state["exp_avg"], adam_resumed["state"][i]["exp_avg"]), i
+
+
+DECODER_GAN_RECIPE = GAN_RECIPE.replace("checkpoint_every_n_steps: 3", "checkpoint_every_n_steps: 3\nweights: %s").replace(
+    "init_args: {arch: dcgan, latent_dim: 8, channels: 4, val_samples: 32, test_samples: 32, %s}",
+    "init_args: {arch: decoder, latent_dim: 4, generator_hidden: [32, 16], discriminator_hidden: [32], num_classes: 10, "
+    "spectral_norm: true, classifier_weight: 1.0, ema_decay: 0.9, noise_components: 3, val_samples: 32, "
+    "test_samples: 32}")
+
+
+@pytest.mark.slow
+def test_gan_started_from_a_vae_decoder_resumes_exactly_after_sigkill(tmp_path):
+    """cgan_mnist's and gan_mnist's options: --weights puts a VAE's decoder in the generator, and a noise
+    mixture is fitted to the VAE's codes when training starts, neither of which a resume may redo over the
+    checkpoint; an auxiliary classifier; labels, spectral norm and a moving average."""
+    torch.manual_seed(0)
+    vae = zoo.create_model("vae", latent_size=4, hidden_sizes=[16, 32], num_classes=10)
+    vae.save_pretrained(tmp_path / "cvae")
+    straight, resumed = _kill_and_resume(DECODER_GAN_RECIPE % (tmp_path / "cvae"), "gan", tmp_path)
+    assert {k.split(".")[0] for k in straight["state_dict"]} == {"generator", "discriminator", "generator_ema",
+                                                                  "noise_weights", "noise_means", "noise_scale_tril",
+                                                                  "noise_fitted"}
+    assert any(k.startswith("discriminator.classifier.") for k in straight["state_dict"])
+    assert bool(straight["state_dict"]["noise_fitted"]) and straight["state_dict"]["noise_means"].abs().sum() > 0
+    start = vae.state_dict()["net.decoder.head.weight"]
+    assert not torch.equal(straight["state_dict"]["generator.net.head.weight"], start)  # trained from the decoder
     for adam_straight, adam_resumed in zip(straight["optimizer_states"], resumed["optimizer_states"]):
         for i, state in adam_straight["state"].items():
             assert torch.equal(state["exp_avg"], adam_resumed["state"][i]["exp_avg"]), i

@@ -213,7 +213,9 @@ def _reproduce(entry: dict[str, Any]) -> list[str]:
         minutes = training["fit_seconds"] / 60
         took = f"{minutes:.0f} min" if minutes >= 10 else f"{minutes:.1f} min"
         lines += [f"Training (`fit`, {training['epochs']} epochs) took {took} on {training['hardware']}"
-                  + (", counting only the part after the last resume" if training.get("resumed") else "") + ".", ""]
+                  + (", counting only the part after the last resume" if training.get("resumed") else "") + "."
+                  + (f" It started from the weights `{training['started_from']}`, whose training came first."
+                     if training.get("started_from") else ""), ""]
     return lines
 
 

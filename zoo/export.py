@@ -1,7 +1,8 @@
 """Weights as files for deployment: ``zoo export WEIGHTS --format onnx|torch.export``.
 
 What is exported is the model's ``forward``: a classifier's logits, an autoencoder's reconstruction,
-a GAN generator's images from noise (a class-conditional one's from two inputs, noise and labels);
+a GAN generator's images from noise (a class-conditional one's from two inputs, noise and labels;
+a GAN with a noise mixture draws from it in the file, see :class:`MixtureNoise`);
 ``part="decoder"`` exports an autoencoder's decoder instead (a VAE's sampler: images from
 z ~ N(0, I)). The batch dimension is dynamic unless asked otherwise.
 
@@ -160,7 +161,23 @@ def _exported_part(model, part: str):
         return Decoder(model), (model.hparams.latent_size,), "noise"
     if not shape or any(d is None for d in shape):
         raise ExportError(f"{type(model).__name__} takes inputs of shape {shape}; only fixed-size inputs export")
+    if isinstance(model, GAN) and model.hparams.get("noise_components"):
+        return MixtureNoise(model), (shape[0] + 1,), "noise"
     return model, shape, "noise" if isinstance(model, GAN) else "images"
+
+
+class MixtureNoise(torch.nn.Module):
+    """A GAN whose noise comes from a Gaussian mixture, as one module that draws from it: its noise has
+    one column more than the GAN's, uniform in [0, 1), which picks each row's component; the others
+    are standard normal (see ``GAN(noise_components=...)``)."""
+
+    def __init__(self, gan) -> None:
+        super().__init__()
+        self.gan = gan
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.gan._mixture(noise[:, :-1], noise[:, -1])
+        return self.gan(z) if labels is None else self.gan(z, labels)
 
 
 class Decoder(torch.nn.Module):
@@ -183,7 +200,7 @@ def _num_classes(module) -> int | None:
     from zoo.models.autoencoder import VAE
     from zoo.models.gan import GAN
 
-    model = module.autoencoder if isinstance(module, Decoder) else module
+    model = module.autoencoder if isinstance(module, Decoder) else module.gan if isinstance(module, MixtureNoise) else module
     return model.hparams.get("num_classes") if isinstance(model, (GAN, VAE)) else None
 
 
@@ -206,7 +223,10 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
 
     batch = "N" if dynamic_batch else "1"
     dims = ", ".join(str(d) for d in shape)
-    if kind == "noise":
+    if kind == "noise" and model.hparams.get("noise_components"):
+        expects = (f"float32 noise ({batch}, {dims}): columns 0-{shape[0] - 2} drawn from N(0, I), column {shape[0] - 1} "
+                   "uniform in [0, 1), which picks the component of the GAN's noise mixture")
+    elif kind == "noise":
         expects = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
     else:
         channels = {1: "grayscale", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel")

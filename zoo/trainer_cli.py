@@ -7,11 +7,13 @@ subcommands, so that ``zoo list`` and ``zoo --help`` do not wait for Lightning t
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pickle
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -26,8 +28,9 @@ from lightning.pytorch.strategies import DDPStrategy
 from zoo.callbacks import default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
 from zoo.models.base import ZooModule
+from zoo.models.gan import GAN, decoder_start
 from zoo.models.supervised import SupervisedModule
-from zoo.pretrained import WeightsSource, load_into, resolve_for, settings_from
+from zoo.pretrained import load_into, resolve_for, settings_from
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
 import zoo.data  # noqa: E402,F401
@@ -80,7 +83,7 @@ class ZooCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, **kwargs) -> None:
         self._argv = list(sys.argv[1:] if args is None else args)
-        self._start_weights: WeightsSource | None = None  # --weights, resolved before the model is built
+        self._start_weights: Callable[[ZooModule], None] | None = None  # loads --weights into the built model
         super().__init__(
             model_class=ZooModule,
             subclass_mode_model=True,
@@ -107,7 +110,8 @@ class ZooCLI(LightningCLI):
                             help="Start a classifier from pretrained weights: torchvision's by name (IMAGENET1K_V1, "
                                  "AlexNet and VGG), a .safetensors/.pth state dict, or zoo weights (a shipped name "
                                  "or a save_pretrained folder). Unset num_classes, class_names, mean and std come "
-                                 "from the weights.")
+                                 "from the weights. For a GAN with arch 'decoder': a fully connected VAE's zoo "
+                                 "weights (e.g. cvae_mnist), whose decoder starts the generator.")
         parser.add_argument("--new_head", type=bool, default=False,
                             help="With --weights: start from a fresh head even if the weights' head fits.")
         parser.add_argument("--run_name", type=Optional[str], default=None,
@@ -149,19 +153,31 @@ class ZooCLI(LightningCLI):
             # a logger with run folders (CSV, TensorBoard): resume in the newest one
             init_args["version"] = newest_version(Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs"))
 
-    def _weights_settings(self, config) -> WeightsSource:
+    def _weights_settings(self, config) -> Callable[[ZooModule], None]:
         """Resolve ``--weights`` and fill the model settings it decides into the config (and so into
-        config.yaml and the hyperparameters): the model is then built from plain values."""
+        config.yaml and the hyperparameters): the model is then built from plain values. Returns what
+        loads the weights into the built model."""
         module_name, _, name = str(config.model.class_path).rpartition(".")
         cls = getattr(importlib.import_module(module_name), name)
-        if not (isinstance(cls, type) and issubclass(cls, SupervisedModule)):
-            raise UsageError(f"--weights starts a classifier or regressor of the zoo; {name} is not one")
         init_args = config.model.init_args
         hparams = init_args.as_dict()
-        source = resolve_for(cls, config.weights, hparams)
-        for key, value in settings_from(source, hparams, cls.head_key, config.new_head).items():
+        if isinstance(cls, type) and issubclass(cls, GAN):
+            try:
+                settings, decoder, encoder = decoder_start(config.weights, hparams)
+            except ValueError as err:
+                raise UsageError(f"--weights {config.weights}: {err}") from err
+            start = functools.partial(GAN.start_generator, decoder=decoder, source=f"the decoder of {config.weights!r}",
+                                      encoder=encoder)
+        elif isinstance(cls, type) and issubclass(cls, SupervisedModule):
+            source = resolve_for(cls, config.weights, hparams)
+            settings = settings_from(source, hparams, cls.head_key, config.new_head)
+            start = lambda model: load_into(model.net, source, config.new_head)  # noqa: E731
+        else:
+            raise UsageError(f"--weights starts a classifier or regressor of the zoo, or a GAN from a VAE's decoder; "
+                             f"{name} is neither")
+        for key, value in settings.items():
             init_args[key] = value
-        return source
+        return start
 
     def _default_run_name(self, config) -> str:
         recipes = config.get("config") or []
@@ -183,7 +199,7 @@ class ZooCLI(LightningCLI):
             return
         self.plain_model: ZooModule = self.model  # the model without a torch.compile wrapper
         if self._start_weights is not None:
-            load_into(self.model.net, self._start_weights, self._option("new_head"))
+            self._start_weights(self.model)
         if self._option("channels_last"):
             self.model = self.model.to(memory_format=torch.channels_last)
         if self._option("compile"):
@@ -255,8 +271,11 @@ class ZooCLI(LightningCLI):
             hardware = f"CPU, {torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}"
         if trainer.world_size > 1:
             hardware = f"{trainer.world_size} processes, each {hardware}"
-        return {"fit_seconds": round(self._fit_seconds), "hardware": hardware, "resumed": self._resuming(),
-                "epochs": trainer.current_epoch}
+        record = {"fit_seconds": round(self._fit_seconds), "hardware": hardware, "resumed": self._resuming(),
+                  "epochs": trainer.current_epoch}
+        if self._option("weights"):
+            record["started_from"] = str(self._option("weights"))  # whose training time comes before this one's
+        return record
 
     def _publish(self, results: dict[str, float]) -> None:
         from zoo.registry import name_of_datamodule

@@ -5,9 +5,11 @@ with the non-saturating generator loss ``-log D(G(z))`` (Goodfellow et al. 2014,
 optional one-sided label smoothing (Salimans et al. 2016), or the hinge loss (Lim & Ye 2017; Miyato
 et al. 2018). Options for sharper samples: spectral normalisation of the discriminator, and an
 exponential moving average of the generator's weights (Yazici et al. 2019) that sampling then uses.
-With ``num_classes`` the GAN is class-conditional (a projection discriminator, see
-:mod:`zoo.nets.gan`) and ``sample(n, labels=...)`` draws the classes asked for. Quality is measured
-by the Fréchet distance and mode coverage of :mod:`zoo.quality` (features of the shipped
+With ``num_classes`` the GAN is class-conditional (a projection discriminator, optionally with an
+auxiliary classifier, see :mod:`zoo.nets.gan`) and ``sample(n, labels=...)`` draws the classes asked
+for. :meth:`GAN.with_weights` starts the generator from a trained VAE's decoder (``arch="decoder"``),
+and ``noise_components`` then draws the noise from a mixture fitted to that VAE's codes. Quality is
+measured by the Fréchet distance and mode coverage of :mod:`zoo.quality` (features of the shipped
 ``lenet5_mnist``), and for a conditional GAN by how often that judge sees the class asked for.
 
 Why every backward reaches every parameter: under DDP, Lightning arms the gradient reducer before
@@ -23,7 +25,8 @@ right before its backward, so the other network's by-product gradients are never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -51,8 +54,9 @@ class GAN(SampleQualityLogging, ZooModule):
     :meth:`fixed_samples` are comparable across epochs and runs.
 
     Args:
-        arch: ``mlp`` (Goodfellow et al. 2014) or ``dcgan`` (Radford et al. 2016); see :mod:`zoo.nets.gan`.
-        latent_dim: size of the noise vector z ~ N(0, I).
+        arch: ``mlp`` (Goodfellow et al. 2014), ``dcgan`` (Radford et al. 2016) or ``decoder`` (a VAE
+            decoder's layout, to start from one with :meth:`with_weights`); see :mod:`zoo.nets.gan`.
+        latent_dim: size of the noise vector z ~ N(0, I) (or from the noise mixture, see ``noise_components``).
         generator_hidden: hidden widths of the MLP generator.
         discriminator_hidden: hidden widths of the MLP discriminator.
         channels: base width of the DCGAN networks.
@@ -81,6 +85,21 @@ class GAN(SampleQualityLogging, ZooModule):
             ``forward`` in eval mode and ``sample`` then use; 0 turns it off.
         num_classes: make the GAN class-conditional with this many classes; None: unconditional.
         class_names: the name of each class (None: the DataModule's names when training starts).
+        classifier_weight: a conditional GAN's auxiliary classifier (AC-GAN, Odena et al. 2017): the
+            discriminator gets a second head that names the digit, trained by cross-entropy on real
+            images, and the generator's loss adds this weight times that head's cross-entropy on its
+            fakes for the class asked for; 0: no classifier.
+        discriminator_arch: ``mlp`` or ``dcgan``: the discriminator of that family with any generator
+            (e.g. a ``decoder`` generator against a convolutional discriminator); None: ``arch``'s own.
+        noise_components: draw the noise from a Gaussian mixture of this many components (full
+            covariances) instead of N(0, I). For a GAN started from a VAE (:meth:`with_weights`): when
+            training starts, the mixture is fitted to the VAE's codes (posterior means) of the
+            training images, the ex-post density estimate of Ghosh et al. 2020, so the noise lands
+            where the decoder has learnt to draw digits. Its parameters are buffers, saved with the
+            weights; ``forward(z)`` takes noise from it, which ``sample`` draws. 0: N(0, I).
+
+    To start the generator from a trained VAE's decoder, build the model with
+    :meth:`with_weights` (``arch="decoder"``).
     """
 
     monitor = "val/fid_lenet"
@@ -112,6 +131,9 @@ class GAN(SampleQualityLogging, ZooModule):
         ema_decay: float = 0.0,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
+        classifier_weight: float = 0.0,
+        discriminator_arch: str | None = None,
+        noise_components: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (("latent_dim", latent_dim), ("channels", channels), ("d_steps", d_steps),
@@ -133,6 +155,12 @@ class GAN(SampleQualityLogging, ZooModule):
             raise ValueError("label_smoothing is a target of the bce loss; the hinge loss has none (set it to 0)")
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {ema_decay}")
+        if not noise_components >= 0:
+            raise ValueError(f"noise_components must be >= 0 (0: noise from N(0, I)), got {noise_components}")
+        if not classifier_weight >= 0:
+            raise ValueError(f"classifier_weight must be >= 0 (0: no auxiliary classifier), got {classifier_weight}")
+        if classifier_weight and num_classes is None:
+            raise ValueError("classifier_weight trains an auxiliary classifier of the classes: set num_classes too")
         check_class_names(num_classes, class_names)
         check_optim_args(optimizer, lr_generator, weight_decay, 0.9, "none")
         check_optim_args(optimizer, lr_discriminator, weight_decay, 0.9, "none")
@@ -141,20 +169,65 @@ class GAN(SampleQualityLogging, ZooModule):
         self.input_shape = (latent_dim,)
         self.generator, self.discriminator = build_gan_nets(
             arch, latent_dim, generator_hidden, discriminator_hidden, channels, dropout, minibatch_std,
-            spectral_norm, num_classes)
+            spectral_norm, num_classes, classifier=classifier_weight > 0, discriminator_arch=discriminator_arch)
         # The average is neither trained nor all-reduced (no gradients); it is saved with the weights.
         self.generator_ema = None
         if ema_decay > 0:
             self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                                use_buffers=True).requires_grad_(False)
         self.class_names = None if class_names is None else [str(name) for name in class_names]
-        fixed = torch.randn(num_fixed_samples, latent_dim, generator=torch.Generator().manual_seed(quality_seed))
-        # Not persistent: it is rebuilt from the seed, so weight files hold only the networks.
+        if noise_components:  # the mixture's parameters; N(0, I) as every component until fitted
+            self.register_buffer("noise_weights", torch.full((noise_components,), 1.0 / noise_components))
+            self.register_buffer("noise_means", torch.zeros(noise_components, latent_dim))
+            self.register_buffer("noise_scale_tril", torch.eye(latent_dim).expand(noise_components, -1, -1).clone())
+            self.register_buffer("noise_fitted", torch.tensor(False))
+        self._code_encoder = None  # set by start_generator: what the mixture is fitted to
+        seeded = torch.Generator().manual_seed(quality_seed)
+        fixed = torch.randn(num_fixed_samples, latent_dim, generator=seeded)
+        # Not persistent: rebuilt from the seed, so weight files hold only the networks (and the mixture).
         self.register_buffer("fixed_noise", fixed, persistent=False)
+        self.register_buffer("fixed_choice", torch.rand(num_fixed_samples, generator=seeded), persistent=False)
         # The judge lives outside the module tree: it is neither trained, DDP-synchronised nor saved.
         self._judge: dict[str, SampleQuality] = {}
         for term in TRAIN_TERMS:  # epoch means of the training terms, see training_step
             setattr(self, f"train_{term}", WeightedMean())
+
+    # ----- starting from a VAE's decoder ------------------------------------------------------------
+
+    @classmethod
+    def with_weights(cls, weights: str, *, new_head: bool = False, **hparams) -> GAN:
+        """A ``decoder`` GAN whose generator (and its moving average) starts as a trained VAE's decoder.
+
+        Args:
+            weights: a fully connected VAE's zoo weights: a shipped name (``cvae_mnist``, ``vae_mnist``)
+                or a ``save_pretrained`` folder.
+            new_head: refused: a generator starts from a whole decoder (the argument exists for the
+                classifiers' ``create_model(..., weights=...)``).
+            **hparams: the GAN's other hyperparameters. ``arch``, ``latent_dim``, ``generator_hidden``,
+                ``num_classes`` and ``class_names`` left out come from the VAE; a value that does not
+                fit its decoder is refused. The discriminator starts fresh.
+        """
+        if new_head:
+            raise ValueError("new_head replaces a classifier's head; a GAN's generator starts from a VAE's whole decoder")
+        settings, decoder, encoder = decoder_start(weights, hparams)
+        model = cls(**hparams, **settings)
+        model.start_generator(decoder, f"the decoder of {weights!r}", encoder)
+        return model
+
+    def start_generator(self, decoder: dict[str, torch.Tensor], source: str, encoder=None) -> None:
+        """Load a VAE decoder's state (see :func:`decoder_start`) into the generator and its moving average;
+        ``encoder`` (images -> codes) is what ``noise_components`` fits the noise to when training starts."""
+        from zoo.weights import WeightsError, load_state_strict
+
+        if self.hparams.arch != "decoder":
+            raise ValueError(f"a VAE's decoder fits the GAN's 'decoder' generator, not arch={self.hparams.arch!r}")
+        try:
+            load_state_strict(self.generator.net, decoder, source)
+        except WeightsError as err:
+            raise ValueError(str(err)) from err
+        if self.generator_ema is not None:
+            self.generator_ema.module.load_state_dict(self.generator.state_dict())
+        self._code_encoder = encoder
 
     # ----- generation -----------------------------------------------------------------------------
 
@@ -188,7 +261,8 @@ class GAN(SampleQualityLogging, ZooModule):
             raise ValueError(f"n must be >= 1, got {n}")
         classes = class_labels(labels, n, self.hparams.num_classes, self.class_names, type(self).__name__)
         z = torch.randn(n, self.hparams.latent_dim, generator=generator).to(self.device)
-        return self._generate(z, classes)
+        choice = torch.rand(n, generator=generator).to(self.device) if self.hparams.get("noise_components") else None
+        return self._generate(self._mixture(z, choice), classes)  # without a mixture, no draws beyond z
 
     def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         sampler = self.sampler
@@ -208,7 +282,7 @@ class GAN(SampleQualityLogging, ZooModule):
 
         A conditional GAN draws classes 0, 1, ... in turn."""
         classes = class_labels(None, len(self.fixed_noise), self.hparams.num_classes, None, type(self).__name__)
-        return self._generate(self.fixed_noise, classes)
+        return self._generate(self._mixture(self.fixed_noise, self.fixed_choice), classes)
 
     def setup(self, stage: str) -> None:
         adopt_class_names(self)
@@ -216,7 +290,42 @@ class GAN(SampleQualityLogging, ZooModule):
     # ----- training -------------------------------------------------------------------------------
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+        z = torch.randn(n, self.hparams.latent_dim, device=self.device)
+        return self._mixture(z, torch.rand(n, device=self.device) if self.hparams.get("noise_components") else None)
+
+    def _mixture(self, eps: torch.Tensor, choice: torch.Tensor | None) -> torch.Tensor:
+        """Noise from the mixture for standard normal ``eps`` (N, latent_dim) and uniform ``choice`` (N,),
+        which picks each row's component; ``eps`` itself without a mixture (or ``choice``)."""
+        if choice is None or not self.hparams.get("noise_components"):
+            return eps
+        edges = self.noise_weights.cumsum(0)
+        # the component whose cumulative weight first reaches choice (a sum of comparisons, which exports)
+        k = (choice.unsqueeze(1) > (edges / edges[-1])[:-1]).sum(1)  # (N,)
+        return self.noise_means[k] + (self.noise_scale_tril[k] @ eps.unsqueeze(-1)).squeeze(-1)
+
+    def on_train_start(self) -> None:
+        if self.hparams.get("noise_components") and not bool(self.noise_fitted):
+            self._fit_noise()
+
+    @torch.no_grad()
+    def _fit_noise(self) -> None:
+        """Fit the noise mixture to the start VAE's codes of the training images (scikit-learn's
+        ``GaussianMixture``, seed 0), on rank zero; every rank gets its parameters."""
+        if self._code_encoder is None:
+            raise ValueError("noise_components fits the noise to the codes of the VAE the generator starts from: "
+                             "build the GAN with GAN.with_weights(<VAE weights>, noise_components=K) (or --weights)")
+        loader = self.trainer.train_dataloader
+        if not isinstance(loader, torch.utils.data.DataLoader):
+            raise ValueError("fitting the noise mixture reads the training images of one training DataLoader, "
+                             f"got {type(loader).__name__}")
+        fitted = None
+        if self.global_rank == 0:  # the loader's dataset, not the loader: its sampler's position stays untouched
+            fitted = fit_noise_mixture(self._code_encoder, loader.dataset, self.hparams.noise_components,
+                                       loader.collate_fn)
+        fitted = self.trainer.strategy.broadcast(fitted, src=0)
+        for name, value in fitted.items():
+            getattr(self, name).copy_(value.to(self.device))
+        self.noise_fitted.fill_(True)
 
     def _fake_labels(self, n: int) -> torch.Tensor | None:
         """Classes for n fakes, uniform over the classes (None for an unconditional GAN)."""
@@ -229,8 +338,13 @@ class GAN(SampleQualityLogging, ZooModule):
         z = self._noise(n)
         return (self.generator(z) if labels is None else self.generator(z, labels)), labels
 
-    def _discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.discriminator(images) if labels is None else self.discriminator(images, labels)
+    def _discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real-vs-fake logits (N, 1) of ``images`` (of classes ``labels``), and the auxiliary
+        classifier's cross-entropy for those classes (0 without a classifier)."""
+        logits, class_logits = self.discriminator.scores(images, labels)
+        if class_logits is None:
+            return logits, logits.new_zeros(())
+        return logits, F.cross_entropy(class_logits, labels)
 
     def _discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """D's loss on real and fake images; also mean sigmoid(D(x)) and sigmoid(D(G(z))).
@@ -239,23 +353,26 @@ class GAN(SampleQualityLogging, ZooModule):
         """
         fake, fake_labels = self._fake(real.shape[0])  # not detached: see the module docstring (DDP)
         conditional = self.hparams.num_classes is not None
-        real_logits = self._discriminate(real, real_labels if conditional else None)  # (N, 1)
-        fake_logits = self._discriminate(fake, fake_labels)  # (N, 1)
+        real_logits, real_class_loss = self._discriminate(real, real_labels if conditional else None)  # (N, 1)
+        fake_logits, _ = self._discriminate(fake, fake_labels)  # (N, 1); the classifier learns from real images only
         if self.hparams.loss == "hinge":
             loss = F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
         else:
             real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
             loss = (F.binary_cross_entropy_with_logits(real_logits, real_target)
                     + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        loss = loss + self.hparams.classifier_weight * real_class_loss
         return loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
 
     def _generator_loss(self, n: int) -> torch.Tensor:
         """bce: the non-saturating -log D(G(z)), strong gradients early, when D rejects every fake.
-        hinge: -D(G(z))."""
-        fake_logits = self._discriminate(*self._fake(n))
+        hinge: -D(G(z)). Plus the auxiliary classifier's weighted cross-entropy on the fakes, if any."""
+        fake_logits, class_loss = self._discriminate(*self._fake(n))
         if self.hparams.loss == "hinge":
-            return -fake_logits.mean()
-        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+            loss = -fake_logits.mean()
+        else:
+            loss = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        return loss + self.hparams.classifier_weight * class_loss
 
     def training_step(self, batch, batch_idx):
         real, real_labels = batch[0], batch_labels(self, batch)
@@ -325,3 +442,70 @@ class GAN(SampleQualityLogging, ZooModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_quality("test", self.hparams.test_samples)
+
+
+def decoder_start(weights: str, hparams: dict) -> tuple[dict, dict[str, torch.Tensor], Callable]:
+    """What a fully connected VAE's weights decide for a GAN started from its decoder, the decoder, and
+    the VAE's encoder.
+
+    Returns the hyperparameters ``hparams`` leaves out (``arch="decoder"``, ``latent_dim``,
+    ``generator_hidden``, ``num_classes``, ``class_names``), the decoder's state dict, keyed as
+    :class:`zoo.nets.gan.DecoderGenerator`'s ``net``, and a function from images (and their labels,
+    for a conditional VAE) to the VAE's codes. A value in ``hparams`` that does not fit the decoder is
+    refused with the values it needs.
+    """
+    from zoo.models.autoencoder import VAE
+    from zoo.weights import build_model, load_state_strict, model_class, read_pretrained
+
+    config, state = read_pretrained(weights)
+    vae_class = model_class(config, str(weights))
+    hp = config.get("hparams", {})
+    if not issubclass(vae_class, VAE) or hp.get("architecture", "mlp") != "mlp" or hp.get("activation", "relu") != "relu":
+        kind = vae_class.__name__ if not issubclass(vae_class, VAE) else f"{hp.get('architecture')} VAE with {hp.get('activation')}"
+        raise ValueError(f"{weights!r} is a {kind}: a GAN's generator starts from a fully connected ReLU VAE's "
+                         "decoder (e.g. cvae_mnist or vae_mnist)")
+    needed = {"arch": "decoder", "latent_dim": hp["latent_size"],
+              "generator_hidden": list(reversed(hp["hidden_sizes"])), "num_classes": hp.get("num_classes")}
+    wrong = [f"{key}={hparams[key]!r}" for key, value in needed.items()
+             if key in hparams and (list(hparams[key]) if key == "generator_hidden" else hparams[key]) != value]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} does not fit the decoder of {weights!r}, which needs "
+                         + ", ".join(f"{key}={value!r}" for key, value in needed.items()))
+    settings = {key: value for key, value in needed.items() if key not in hparams}
+    if hparams.get("class_names") is None and hp.get("class_names"):
+        settings["class_names"] = list(hp["class_names"])
+    prefix = "net.decoder."
+    decoder = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    vae = build_model(config, str(weights))
+    load_state_strict(vae, state, str(weights))
+    return settings, decoder, functools.partial(_vae_codes, vae.eval())
+
+
+def _vae_codes(vae, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``vae``'s posterior means (N, latent_size) of ``images`` (and their labels, if it is conditional)."""
+    return vae.point_code(images, labels if vae.conditional else None)
+
+
+@torch.no_grad()
+def fit_noise_mixture(encoder: Callable, dataset, components: int, collate_fn: Callable | None = None,
+                      batch_size: int = 1000) -> dict[str, torch.Tensor]:
+    """A ``components``-Gaussian mixture (full covariances, scikit-learn, seed 0) fitted to
+    ``encoder``'s codes of every (image, label) of ``dataset`` (batched by ``collate_fn``):
+    ``noise_weights``, ``noise_means`` and ``noise_scale_tril`` (the Cholesky factors of the covariances)."""
+    import numpy as np
+    from lightning.pytorch.utilities import rank_zero_info
+    from sklearn.mixture import GaussianMixture
+
+    codes = []
+    for images, labels, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                                          collate_fn=collate_fn):
+        codes.append(encoder(images, labels))
+    codes = torch.cat(codes).double().numpy()
+    rank_zero_info(f"Fitting a {components}-component Gaussian mixture to the codes of {len(codes):,} training "
+                   "images (the GAN's noise)...")
+    mixture = GaussianMixture(components, covariance_type="full", random_state=0, max_iter=200).fit(codes)
+    if not mixture.converged_:
+        rank_zero_info("The Gaussian mixture did not converge in 200 EM steps; its last estimate is used.")
+    return {"noise_weights": torch.from_numpy(mixture.weights_).float(),
+            "noise_means": torch.from_numpy(mixture.means_).float(),
+            "noise_scale_tril": torch.from_numpy(np.linalg.cholesky(mixture.covariances_)).float()}

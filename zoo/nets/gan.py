@@ -1,6 +1,6 @@
 """Generator and discriminator networks for 28x28 grayscale images: layers only, no training logic.
 
-Two families, picked by ``arch`` in :class:`zoo.models.gan.GAN`:
+Three families, picked by ``arch`` in :class:`zoo.models.gan.GAN`:
 
 - ``mlp``: fully connected networks as in the original GAN (Goodfellow et al. 2014, MNIST
   experiments), with batch norm and LeakyReLU in the generator and LeakyReLU instead of maxout in
@@ -8,6 +8,11 @@ Two families, picked by ``arch`` in :class:`zoo.models.gan.GAN`:
 - ``dcgan``: the convolutional design of Radford, Metz & Chintala 2016 (DCGAN) scaled to 28x28:
   strided transposed convolutions with batch norm and ReLU in the generator, strided convolutions
   with LeakyReLU(0.2) in the discriminator, no pooling.
+- ``decoder``: the layout of the zoo's fully connected VAE decoder (:mod:`zoo.nets.autoencoder`):
+  ReLU layers and a sigmoid output, the class (if any) given as a one-hot vector beside the noise,
+  with the ``mlp`` discriminator (or the one ``discriminator_arch`` picks). Its point is the start:
+  a trained VAE's decoder (``GAN.with_weights("cvae_mnist")``) already draws the digits' shapes,
+  blurred; the adversarial game then only has to sharpen them (as in VAE/GAN of Larsen et al. 2016).
 
 Generators map noise (N, latent_dim) to images (N, 1, 28, 28) in [0, 1] (a sigmoid output, since the
 zoo's images are in [0, 1]); discriminators map images to one logit per image, (N, 1).
@@ -22,6 +27,9 @@ Lipschitz constant of about 1 (Miyato et al. 2018) and replaces the discriminato
 ``num_classes`` makes both networks class-conditional: the generator gets a learned class embedding
 concatenated to its noise (Mirza & Osindero 2014), the discriminator scores the pair (image, class)
 with a projection head, ``logit = w . h + e_y . h`` for its features ``h`` (Miyato & Koyama 2018).
+A conditional discriminator can also have an auxiliary classifier, a linear head on the same
+features that names the digit (AC-GAN, Odena et al. 2017): it learns from real images, and the
+generator is then also trained to make fakes it recognises as the class asked for.
 """
 
 from __future__ import annotations
@@ -30,10 +38,14 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from zoo.nets.mlp import MLPNet
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
+ARCHITECTURES = ("mlp", "dcgan", "decoder")
 
 
 def _check_sizes(name: str, sizes: Sequence[int]) -> list[int]:
@@ -93,13 +105,30 @@ class ProjectionHead(nn.Module):
         return (self.embed(labels) * h).sum(dim=1, keepdim=True)  # (N, 1)
 
 
-def _score(net: nn.Sequential, projection: ProjectionHead | None, x: torch.Tensor,
-           labels: torch.Tensor | None) -> torch.Tensor:
-    """Logits (N, 1) of a discriminator ``net`` whose last layer is the output Linear."""
-    if projection is None:
-        return net(x)
-    h = net[:-1](x)
-    return net[-1](h) + projection(h, labels)
+class _Discriminator(nn.Module):
+    """What the discriminators share: ``net`` ends in the output Linear; the features h it reads get
+    the projection term (conditional) and the auxiliary classifier's class logits (if any)."""
+
+    net: nn.Sequential
+    projection: ProjectionHead | None
+    classifier: nn.Linear | None
+
+    def _heads(self, width: int, num_classes: int | None, norm, classifier: bool) -> None:
+        if classifier and num_classes is None:
+            raise ValueError("an auxiliary classifier needs classes: set num_classes")
+        self.projection = None if num_classes is None else ProjectionHead(width, num_classes, norm)
+        self.classifier = nn.Linear(width, num_classes) if classifier else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scores(x, labels)[0]  # (N, 1) logits
+
+    def scores(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Real-vs-fake logits (N, 1) and the auxiliary classifier's class logits (N, K), or None."""
+        h = self.net[:-1](x)
+        logits = self.net[-1](h)
+        if self.projection is not None:
+            logits = logits + self.projection(h, labels)
+        return logits, None if self.classifier is None else self.classifier(h)
 
 
 def _project(in_size: int, channels: int) -> nn.Sequential:
@@ -121,16 +150,6 @@ class _ConvGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.upsample(self.project(self.condition(z, labels)))
-
-
-class _ConvDiscriminator(nn.Module):
-    """Images (and labels) -> ``net`` (ending in the output Linear), plus the projection term if any."""
-
-    net: nn.Sequential
-    projection: ProjectionHead | None
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return _score(self.net, self.projection, x, labels)  # (N, 1) logits
 
 
 class MLPGenerator(nn.Module):
@@ -161,17 +180,47 @@ class MLPGenerator(nn.Module):
         return self.net(self.condition(z, labels)).view(-1, *IMAGE_SHAPE)  # (N, 1, 28, 28)
 
 
-class MLPDiscriminator(nn.Module):
+class DecoderGenerator(nn.Module):
+    """Noise (and a one-hot class) -> ReLU layers -> 784 sigmoid pixels: a VAE decoder's layout.
+
+    ``net`` is the :class:`zoo.nets.mlp.MLPNet` that :class:`zoo.nets.autoencoder.AutoencoderNet`
+    uses as its decoder, with the same parameter names, so a fully connected VAE's decoder loads
+    into it unchanged (see :meth:`zoo.models.gan.GAN.with_weights`).
+
+    Args:
+        latent_dim: size of the noise vector (the VAE's ``latent_size``).
+        hidden_sizes: widths of the hidden layers, input side first (the VAE's reversed ``hidden_sizes``).
+        num_classes: classes of a conditional generator (one-hot, beside the noise); None: unconditional.
+    """
+
+    def __init__(self, latent_dim: int = 50, hidden_sizes: Sequence[int] = (400, 400),
+                 num_classes: int | None = None) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = MLPNet(latent_dim + (num_classes or 0), _check_sizes("generator hidden_sizes", hidden_sizes),
+                          IMAGE_PIXELS, activation="relu", init="kaiming")
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes is not None:
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], dim=1)
+        return torch.sigmoid(self.net(z)).view(-1, *IMAGE_SHAPE)  # (N, 1, 28, 28)
+
+
+class MLPDiscriminator(_Discriminator):
     """784 pixels -> hidden LeakyReLU layers with dropout -> one logit.
 
     Args:
         hidden_sizes: widths of the hidden layers.
         dropout: dropout after every hidden layer (Goodfellow et al. 2014 used dropout in D).
         minibatch_std: append the minibatch standard-deviation feature before the output layer.
+        spectral_norm: spectral normalisation on every layer.
+        num_classes: score (image, class) pairs with a projection head; None: images alone.
+        classifier: also classify the image into ``num_classes`` (the auxiliary classifier of AC-GAN).
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.3,
-                 minibatch_std: bool = True, spectral_norm: bool = False, num_classes: int | None = None) -> None:
+                 minibatch_std: bool = True, spectral_norm: bool = False, num_classes: int | None = None,
+                 classifier: bool = False) -> None:
         super().__init__()
         norm = _spectral_norm if spectral_norm else _identity
         layers: list[nn.Module] = [nn.Flatten()]
@@ -184,10 +233,7 @@ class MLPDiscriminator(nn.Module):
             width += 1
         layers.append(norm(nn.Linear(width, 1)))
         self.net = nn.Sequential(*layers)
-        self.projection = None if num_classes is None else ProjectionHead(width, num_classes, norm)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return _score(self.net, self.projection, x, labels)  # (N, 1) logits
+        self._heads(width, num_classes, norm, classifier)
 
 
 class DCGANGenerator(_ConvGenerator):
@@ -211,7 +257,7 @@ class DCGANGenerator(_ConvGenerator):
         )
 
 
-class DCGANDiscriminator(_ConvDiscriminator):
+class DCGANDiscriminator(_Discriminator):
     """(1, 28, 28) -> (c, 14, 14) -> (2c, 7, 7) -> one logit, strided convolutions with LeakyReLU.
 
     Args:
@@ -219,10 +265,11 @@ class DCGANDiscriminator(_ConvDiscriminator):
         minibatch_std: append the minibatch standard-deviation channel before the output layer.
         spectral_norm: spectral normalisation on every layer, in place of the batch norm.
         num_classes: score (image, class) pairs with a projection head; None: images alone.
+        classifier: also classify the image into ``num_classes`` (the auxiliary classifier of AC-GAN).
     """
 
     def __init__(self, channels: int = 64, minibatch_std: bool = True, spectral_norm: bool = False,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, classifier: bool = False) -> None:
         super().__init__()
         extra = 1 if minibatch_std else 0
         norm = _spectral_norm if spectral_norm else _identity
@@ -237,8 +284,7 @@ class DCGANDiscriminator(_ConvDiscriminator):
             nn.Flatten(),
             norm(nn.Linear((2 * channels + extra) * 7 * 7, 1)),
         )
-        width = (2 * channels + extra) * 7 * 7
-        self.projection = None if num_classes is None else ProjectionHead(width, num_classes, norm)
+        self._heads((2 * channels + extra) * 7 * 7, num_classes, norm, classifier)
 
 
 def build_gan_nets(
@@ -251,12 +297,22 @@ def build_gan_nets(
     minibatch_std: bool = True,
     spectral_norm: bool = False,
     num_classes: int | None = None,
+    classifier: bool = False,
+    discriminator_arch: str | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """The (generator, discriminator) pair of ``arch`` (``mlp`` or ``dcgan``)."""
-    if arch == "mlp":
-        return (MLPGenerator(latent_dim, generator_hidden, num_classes),
-                MLPDiscriminator(discriminator_hidden, dropout, minibatch_std, spectral_norm, num_classes))
+    """The (generator, discriminator) pair of ``arch`` (``mlp``, ``dcgan`` or ``decoder``).
+
+    ``discriminator_arch`` (``mlp`` or ``dcgan``) picks the discriminator; None: ``arch``'s own (the
+    ``mlp`` one for ``decoder``)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    if discriminator_arch not in (None, "mlp", "dcgan"):
+        raise ValueError(f"discriminator_arch must be mlp, dcgan or None (arch's own), got {discriminator_arch!r}")
     if arch == "dcgan":
-        return (DCGANGenerator(latent_dim, channels, num_classes),
-                DCGANDiscriminator(channels, minibatch_std, spectral_norm, num_classes))
-    raise ValueError(f"arch must be 'mlp' or 'dcgan', got {arch!r}")
+        generator = DCGANGenerator(latent_dim, channels, num_classes)
+    else:
+        generator = (MLPGenerator if arch == "mlp" else DecoderGenerator)(latent_dim, generator_hidden, num_classes)
+    if (discriminator_arch or ("dcgan" if arch == "dcgan" else "mlp")) == "dcgan":
+        return generator, DCGANDiscriminator(channels, minibatch_std, spectral_norm, num_classes, classifier)
+    return generator, MLPDiscriminator(discriminator_hidden, dropout, minibatch_std, spectral_norm, num_classes,
+                                       classifier)
