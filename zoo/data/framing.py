@@ -161,11 +161,17 @@ def _surface_terms(ys: np.ndarray, xs: np.ndarray, height: int, width: int) -> n
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
 
 
+def _robust_spread(residual: np.ndarray) -> float:
+    """The standard deviation of Gaussian noise estimated from ``residual``'s median absolute value (1.4826 MAD)."""
+    return 1.4826 * float(np.median(np.abs(residual)))
+
+
 def subtract_background(image: np.ndarray) -> tuple[np.ndarray, float]:
     """``image`` (H, W) light on dark minus a quadratic surface fitted to its border, and the noise.
 
-    The fit is repeated once without the border pixels it fits worst (content touching the edge);
-    the noise is the robust spread (1.4826 MAD) of what is left of the border.
+    Border pixels far above the border's median (content touching the edge) are left out before the
+    first fit, and those the fit leaves far above it before the second; the noise is the robust
+    spread of the border pixels kept.
 
     Returns:
         The residual (H, W), background ~0, and the noise's standard deviation.
@@ -174,12 +180,13 @@ def subtract_background(image: np.ndarray) -> tuple[np.ndarray, float]:
     ys, xs = np.nonzero(_border(image))
     values = image[ys, xs]
     terms = _surface_terms(ys.astype(np.float64), xs.astype(np.float64), height, width)
-    keep = np.ones(len(values), dtype=bool)
+    residual = values - np.median(values)
+    keep = residual <= max(3 * _robust_spread(residual), 2 / 255)
     for _ in range(2):
         coefficients, *_ = np.linalg.lstsq(terms[keep], values[keep], rcond=None)
         residual = values - terms @ coefficients
-        spread = 1.4826 * float(np.median(np.abs(residual[keep])))
-        keep = residual <= max(3 * spread, 1 / 255)
+        spread = _robust_spread(residual[keep])
+        keep = residual <= max(3 * spread, 2 / 255)
     grid_y, grid_x = np.mgrid[0:height, 0:width]
     surface = (_surface_terms(grid_y.ravel().astype(np.float64), grid_x.ravel().astype(np.float64), height, width)
                @ coefficients).reshape(height, width)
