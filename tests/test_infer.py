@@ -34,7 +34,8 @@ def infer(*args, cwd):
 @pytest.mark.slow
 def test_predictions_on_png_files_are_the_models_and_reach_the_manifests_accuracy(data_dir, tmp_path):
     x, y = write_pngs(data_dir, tmp_path / "digits")
-    result = infer("lenet5_mnist", "digits", "--output", "preds.csv", cwd=tmp_path)
+    # plain: the files' pixels as they are, so the predictions are exactly the model's on the tensors
+    result = infer("lenet5_mnist", "digits", "--output", "preds.csv", "--preprocess", "plain", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "10000 predictions written to preds.csv"
     with open(tmp_path / "preds.csv") as f:
@@ -50,6 +51,11 @@ def test_predictions_on_png_files_are_the_models_and_reach_the_manifests_accurac
     assert [rows[0][f"top{k}_class"] for k in range(1, 6)][0] == rows[0]["class"]
     accuracy = (torch.tensor(predicted) == y).float().mean().item()
     assert accuracy == pytest.approx(read_manifest()["lenet5_mnist"]["metrics"]["test/acc"], abs=1e-4)
+    framed = infer("lenet5_mnist", "digits", "--output", "framed.csv", cwd=tmp_path)  # the default: framed as MNIST
+    assert framed.returncode == 0, framed.stderr[-2000:]
+    with open(tmp_path / "framed.csv") as f:
+        framed_rows = {int(r["path"].rsplit("/", 1)[1][:5]): int(r["class"]) for r in csv.DictReader(f)}
+    assert (torch.tensor([framed_rows[i] for i in range(10000)]) == y).float().mean().item() >= 0.993
 
 
 def test_table_json_and_top_k(data_dir, tmp_path):
@@ -162,7 +168,8 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(data_dir, tmp_path):
     assert process.stdout.read().strip() == "600 predictions written to p.csv"
     assert b"predicting" in shown and b"100%" in shown
     piped = infer("lenet5_mnist", "digits", "--output", "q.csv", cwd=tmp_path)
-    assert piped.returncode == 0 and piped.stderr == ""
+    assert piped.returncode == 0 and piped.stderr.startswith("zoo infer: images framed as MNIST")  # one line, no bar
+    assert piped.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("kind", ["gan", "vae"])
