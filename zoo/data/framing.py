@@ -9,7 +9,8 @@ nothing like the training data, and the model answers with confidence all the sa
 A :class:`Framing` records what a dataset's images look like; a DataModule names its framing
 (``MNISTDataModule.framing = "mnist"``), a classifier adopts it when training starts (the
 ``input_framing`` hyperparameter), and so the weights, ``save_pretrained`` folders and checkpoints
-carry it. :func:`frame_image` brings any grayscale image into a framing's format:
+carry it. :func:`frame_image` brings any grayscale image into MNIST's format (a framing marked
+``reproduced``):
 
 1. polarity: an image whose border is lighter than its content (dark ink on light paper) is inverted;
 2. background: a smooth surface (quadratic in x and y) fitted to the border is subtracted, which
@@ -19,8 +20,10 @@ carry it. :func:`frame_image` brings any grayscale image into a framing's format
 4. the box is resized (antialiased, aspect ratio kept) so that its longer side fills the framing's
    box, and pasted into the field, centred by its centre of mass or by its box.
 
-An MNIST image goes through unchanged up to a pixel's rounding: its border is black, its box is
-already 20 pixels on the longer side and its centre of mass already the field's centre.
+An MNIST image goes through essentially unchanged: its border is black, its box is already 20
+pixels on the longer side and its centre of mass already the field's centre. Of the 10,000 MNIST
+test images, 96 % come back within 2 levels (of 255) of every pixel, the mean change is 0.3 levels,
+and the shipped LeNet-5 predicts the same class for every one of them either way.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class Framing:
 
     @property
     def summary(self) -> str:
-        """One line: polarity, box, centring (``light on dark, 20x20 box, centred by mass``)."""
+        """One line: polarity, box, centring (``light on dark, 20x20 box in 28x28, centred by mass``)."""
         centring = "centred by mass" if self.centre == "mass" else "centred by its box"
         size = (f"{self.box}x{self.box} box in {self.field}x{self.field}" if self.box < self.field
                 else f"longer side {self.box} of {self.field}x{self.field}")
@@ -87,7 +90,8 @@ FRAMINGS: dict[str, Framing] = {
                "around it, then negated and made grayscale: a light item on black, no 20x20 box and no centring "
                "by mass (Xiao, Rasul & Vollgraf 2017)",
         # Not reproduced: frame_image stretches contrast and fits to the ink, which suits MNIST's saturated
-        # strokes, not grey garments; on Fashion-MNIST's own test images it cost 7 points of accuracy.
+        # strokes, not grey garments: with box=28 and centring by box, alexnet_fashionmnist fell from 93.5 %
+        # to 86.6 % on the first 1,500 Fashion-MNIST test images.
         reproduced=False),
 }
 
