@@ -153,6 +153,10 @@ def test_zoo_infer_reads_scans_of_real_digits_and_says_what_it_did(data_dir, tmp
     plain = subprocess.run([*ZOO, "infer", "lenet5_mnist", "scans", "--preprocess", "plain"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert plain.returncode == 0 and "resized and centre-cropped as they are" in plain.stderr, plain.stderr
+    wrong = subprocess.run([*ZOO, "infer", "lenet5_mnist", "scans", "--preprocess", "scan"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and wrong.stderr == ("zoo infer: error: preprocess must be one of auto, plain, mnist, "
+                                                      "got 'scan'\n"), wrong.stderr
 
 
 def test_preprocess_plain_keeps_the_old_path(tmp_path):
