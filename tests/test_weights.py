@@ -9,6 +9,8 @@ import zoo
 from zoo.evaluate import evaluate_pretrained
 from zoo.weights import WeightsError, load_pretrained, read_manifest, sha256_of, shipped_weights_dir
 
+pytestmark = pytest.mark.compat  # weights loading and load_from_checkpoint(weights_only=True)
+
 SHIPPED = ["lenet5_mnist", "mlp_mnist"]
 
 
