@@ -11,8 +11,11 @@ import torch
 from PIL import Image, ImageDraw
 
 import zoo
+from tests.commands import zoo_command
 from zoo.data.framing import FRAMINGS, FramingError, chosen_framing, frame_image
 from zoo.weights import read_manifest, sha256_of, shipped_weights_dir
+
+pytestmark = pytest.mark.compat  # image files as Pillow, scipy and torch read and resize them
 
 MNIST = FRAMINGS["mnist"]
 ZOO = [sys.executable, "-m", "zoo.cli"]
@@ -150,11 +153,9 @@ def test_zoo_infer_reads_scans_of_real_digits_and_says_what_it_did(data_dir, tmp
     assert result.returncode == 0 and result.stderr == FRAMED_LINE, result.stderr
     predicted = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
     assert predicted == {f"scans/{path.name}": label for path, label in truth.items()}
-    plain = subprocess.run([*ZOO, "infer", "lenet5_mnist", "scans", "--preprocess", "plain"], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+    plain = zoo_command("infer", "lenet5_mnist", "scans", "--preprocess", "plain", cwd=tmp_path)
     assert plain.returncode == 0 and "resized and centre-cropped as they are" in plain.stderr, plain.stderr
-    wrong = subprocess.run([*ZOO, "infer", "lenet5_mnist", "scans", "--preprocess", "scan"], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+    wrong = zoo_command("infer", "lenet5_mnist", "scans", "--preprocess", "scan", cwd=tmp_path)
     assert wrong.returncode == 2 and wrong.stderr == ("zoo infer: error: preprocess must be one of auto, plain, mnist, "
                                                       "got 'scan'\n"), wrong.stderr
 

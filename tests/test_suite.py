@@ -11,7 +11,7 @@ ONLY_SLOW = {"test_ddp.py": "each test starts two training processes"}
 # What CI's second pass, with the lowest versions pyproject.toml allows, must still test.
 COMPAT_FILES = {
     "test_cli.py",  # the command line and its config parsing
-    "test_data.py", "test_image_folder.py",  # reading datasets and image files
+    "test_data.py", "test_image_folder.py", "test_framing.py",  # reading datasets and image files
     "test_ddp.py",
     "test_defaults.py",  # every recipe through the CLI
     "test_every_model.py",  # save/load round trips, fast_dev_run fits
