@@ -7,7 +7,8 @@ import sys
 from tests.conftest import COLLECTED_MARKERS, REPO
 
 # Files of slow tests only, and why; the zoo code they run is run by everyday tests too.
-ONLY_SLOW = {"test_ddp.py": "each test starts two training processes"}
+ONLY_SLOW = {"test_ddp.py": "each test starts two training processes",
+             "test_pip_user.py": "it builds the wheel and installs it into a new environment"}
 # What CI's second pass, with the lowest versions pyproject.toml allows, must still test.
 COMPAT_FILES = {
     "test_cli.py",  # the command line and its config parsing
@@ -16,7 +17,7 @@ COMPAT_FILES = {
     "test_defaults.py",  # every recipe through the CLI
     "test_every_model.py",  # save/load round trips, fast_dev_run fits
     "test_export.py",
-    "test_packaging.py",
+    "test_packaging.py", "test_pip_user.py",  # the wheel, and what a pip user runs
     "test_readme.py",
     "test_resume.py",  # checkpoints and exact resumes
     "test_weights.py",  # weights loading, load_from_checkpoint(weights_only=True)

@@ -1,0 +1,76 @@
+"""The journey of a pip user: the wheel installed into a fresh virtual environment that cannot see this
+source tree, and the everyday commands run from an empty folder of the user's own."""
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.compat  # the wheel and what it installs
+
+
+@pytest.fixture(scope="module")
+def pip_user(tmp_path_factory) -> Path:
+    """A virtual environment with the zoo installed from its wheel; its `bin` folder.
+
+    The dependencies are this environment's, reached through a .pth file (installing torch again
+    would take minutes and gigabytes); the zoo itself is only the wheel's copy."""
+    root = tmp_path_factory.mktemp("pip_user")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(root / "dist"),
+                    str(REPO)], check=True, capture_output=True, timeout=600)
+    wheel, = (root / "dist").glob("lightning_zoo-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, capture_output=True, timeout=300)
+    python = root / "venv/bin/python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # Plain paths in a .pth file: the source tree's editable-install hook in this environment is not run.
+    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(site, "dependencies.pth").write_text("".join(f"{path}\n" for path in sorted(outer)))
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+    return root / "venv/bin"
+
+
+def _run(bin_dir: Path, *args: str, cwd: Path, env: dict) -> str:
+    result = subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True,
+                            timeout=900, env=env)
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, data_dir, tmp_path):
+    from benchmarks.scans import make_scans, read_mnist_test
+
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(ZOO_DATA_DIR=str(data_dir), PATH=f"{pip_user}{os.pathsep}{env.get('PATH', '')}")
+    user = tmp_path / "user"
+    user.mkdir()
+    where = _run(pip_user, "python", "-c", "import zoo; print(zoo.__file__)", cwd=user, env=env)
+    assert Path(where.strip()).is_relative_to(pip_user.parent) and not Path(where.strip()).is_relative_to(REPO)
+
+    assert "zoo fit --config lenet5_mnist" in _run(pip_user, "zoo", "list", cwd=user, env=env)
+    assert "lenet5_digits" in _run(pip_user, "zoo", "recipes", cwd=user, env=env)
+    fit = _run(pip_user, "zoo", "fit", "--config", "lenet5_digits", cwd=user, env=env)
+    accuracy = float(fit.split("test/acc = ")[1].split(",")[0])
+    assert accuracy >= 0.95, fit[-2000:]
+    evaluated = _run(pip_user, "zoo", "evaluate", "lenet5_mnist", cwd=user, env=env)
+    assert "ok" in evaluated and "MISMATCH" not in evaluated
+
+    images, labels = read_mnist_test(data_dir)
+    truth = make_scans(images[:20], labels[:20], user / "scans")  # dark ink on light paper, JPEG
+    table = _run(pip_user, "zoo", "infer", "lenet5_mnist", "scans", "--output", "scans.csv", cwd=user, env=env)
+    assert table.strip() == "20 predictions written to scans.csv"
+    rows = [line.split(",") for line in (user / "scans.csv").read_text().splitlines()[1:]]
+    right = sum(truth[user / "scans" / Path(row[0]).name] == row[1] for row in rows)
+    assert right >= 19, f"{right} of 20 scans read right"
+
+    assert "wrote lenet5_mnist.onnx" in _run(pip_user, "zoo", "export", "lenet5_mnist", cwd=user, env=env)
+    sampled = _run(pip_user, "zoo", "sample", "cgan_mnist", "4", "--output", "sevens", "--label", "7", cwd=user, env=env)
+    assert sampled.strip() == "4 samples written to sevens"
+    assert sorted(p.name for p in user.iterdir()) == ["lenet5_mnist.onnx", "runs", "scans", "scans.csv", "sevens"]
