@@ -306,7 +306,9 @@ def _export(argv: list[str]) -> int:
 # Lines Lightning prints for programmers on every run; a user of the zoo command has nothing to do about them.
 PROGRAMMER_LOG_LINES = {
     # an advertisement for another logger; the absence of accelerators the machine does not have
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available: False", "TPU available: False"),
+    # and Lightning's note that zoo.callbacks.LayerSummary replaces its summary, as it should
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available: False", "TPU available: False",
+                                              "Trainer already configured with model summary"),
     "lightning.pytorch.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
 }
 PROGRAMMER_WARNINGS = (
