@@ -119,7 +119,9 @@ def missing_data_message(err, flag: str) -> str:
             f"Point at the folder that holds {first} with {flag}, or set ZOO_DATA_DIR=DIR.")
 
 
-def _list() -> int:
+def _list(argv: list[str]) -> int:
+    CommandParser(prog="zoo list", description="The models and DataModules --model and --data take, and the "
+                  "shipped weights with their test metrics and the command that reproduces them.").parse_args(argv)
     import zoo
     from zoo.weights import read_manifest
 
@@ -266,8 +268,7 @@ def _sample(argv: list[str]) -> int:
     try:
         written = sample_files(args.weights, args.n, args.output, seed=args.seed, label=label)
     except (InferenceError, WeightsError) as err:
-        print(f"zoo sample: error: {err}", file=sys.stderr)
-        return 2
+        return usage_error("sample", str(err))
     print(f"{len(written)} samples written to {args.output}")
     return 0
 
@@ -293,9 +294,11 @@ def _export(argv: list[str]) -> int:
     try:
         result = export_weights(args.weights, format=args.format, output=args.output,
                                 dynamic_batch=args.dynamic_batch, part=args.part, tolerance=args.tolerance)
-    except (ExportError, WeightsError) as err:
+    except ExportMismatch as err:  # not a mistake of the user's: the exported file computes something else
         print(f"zoo export: error: {err}", file=sys.stderr)
-        return 1 if isinstance(err, ExportMismatch) else 2
+        return 1
+    except (ExportError, WeightsError) as err:
+        return usage_error("export", str(err))
     checked = ", ".join(f"batch {size}: {diff:.2g}" for size, diff in result.max_abs_diff.items())
     print(f"wrote {result.path} ({result.format}); max |exported - model| {checked}")
     print(f"input:  {result.metadata['input']}")
@@ -339,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     quiet_programmer_messages()
     if argv[:1] == ["list"]:
-        return _list()
+        return _list(argv[1:])
     if argv[:1] == ["recipes"]:
         return _recipes(argv[1:])
     if argv[:1] == ["evaluate"]:
