@@ -75,6 +75,17 @@ def usage_error(command: str, message: str) -> int:
     return 2
 
 
+def _wrap_items(items: list[str], indent: str, width: int) -> str:
+    """``items`` joined by commas into lines of at most ``width`` characters, no item split across lines."""
+    lines, line = [], ""
+    for item in items:
+        if line and len(indent) + len(line) + len(item) + 2 > width:
+            lines.append(indent + line + ",")
+            line = ""
+        line += (", " if line else "") + item
+    return "\n".join([*lines, indent + line])
+
+
 def _recipes(argv: list[str]) -> int:
     parser = CommandParser(prog="zoo recipes", description="The shipped recipes: what each trains, the measured "
                            "result of the weights published from it and how long their training took. "
@@ -97,13 +108,16 @@ def _recipes(argv: list[str]) -> int:
                                       "`zoo recipes show NAME` prints one")
     infos = describe_recipes(read_manifest())
     width = max(len(info.name) for info in infos)
+    indent = " " * (width + 4)
     print("shipped recipes (run one with `zoo fit --config NAME`; `zoo recipes show NAME` prints it):")
     for info in infos:
         print(f"\n  {info.name:<{width}}  {info.summary}")
-        print(f"  {'':<{width}}  trains {info.model} on {info.data}: {recipe_command(info.name)}")
+        print(f"{indent}trains {info.model} on {info.data}: {recipe_command(info.name)}")
         if info.weights:
-            took = f", trained in {format_duration(info.fit_seconds)}" if info.fit_seconds is not None else ""
-            print(f"  {'':<{width}}  made {', '.join(info.weights)}: {info.result}{took}")
+            took = (f"trained in {format_duration(info.fit_seconds)}" if info.fit_seconds is not None
+                    else "training time not recorded")
+            print(f"{indent}made {', '.join(info.weights)} ({took}); on the test split:")
+            print(_wrap_items(info.result.split(", "), indent + "  ", width=max(100, len(indent) + 60)))
     return 0
 
 

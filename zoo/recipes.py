@@ -91,9 +91,15 @@ class RecipeInfo:
     fit_seconds: float | None
 
 
-def _summary(text: str) -> str:
-    first = next((line for line in text.splitlines() if line.startswith("#")), "# ")
-    return first.lstrip("# ").strip()
+def _summary(text: str, limit: int = 100) -> str:
+    """The first sentence of the recipe's opening comment (cut at ``limit`` characters)."""
+    comment = []
+    for line in text.splitlines():
+        if not line.startswith("#") or line.startswith("#   zoo "):  # the comment ends at the command line
+            break
+        comment.append(line.lstrip("#").strip())
+    sentence = re.split(r"(?<=\.)\s", " ".join(comment), maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
 def _class_name(section) -> str:
