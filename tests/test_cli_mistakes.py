@@ -28,6 +28,7 @@ MISTAKES = [
     (["fit", "--config", "recipes/lenet5_digits.yaml"], r"no such file\. A shipped recipe has that name: --config lenet5_digits"),
     (["test", "--config", "my/recipe.yaml"], r"--config my/recipe\.yaml: no such file"),
     (["fitt", *DIGITS], r"unknown command 'fitt'\. Did you mean fit\?"),
+    (["fit"], r"--data, --model must be given: name a recipe \(--config NAME"),
     (["--versoin"], r"unknown command '--versoin'"),
     # the training subcommands: options and values
     (["fit", *DIGITS, "--patiencee", "3"], r"unknown option --patiencee\. Did you mean --patience\?"),
@@ -47,7 +48,7 @@ MISTAKES = [
     (["list", "lenet5"], r"unrecognized arguments: lenet5"),
     (["recipes", "show", "lenet5_mnst"], r"no recipe named 'lenet5_mnst'\. Did you mean lenet5_mnist\?"),
     (["recipes", "show"], r"name the recipe to show"),
-    (["recipes", "lenet5_mnist"], r"zoo recipes show NAME"),
+    (["recipes", "lenet5_mnist"], r"`zoo recipes show lenet5_mnist` prints one"),
     # evaluate
     (["evaluate", "lenet5_mnsit"], r"no shipped weights named 'lenet5_mnsit'.*Did you mean lenet5_mnist\?.*mlp_mnist"),
     (["evaluate"], r"the following arguments are required: weights"),

@@ -105,7 +105,7 @@ def _recipes(argv: list[str]) -> int:
         return usage_error("recipes", "name the recipe to show: zoo recipes show NAME (`zoo recipes` lists them)")
     if args.words:
         return usage_error("recipes", f"unexpected {' '.join(args.words)!r}: `zoo recipes` lists the recipes, "
-                                      "`zoo recipes show NAME` prints one")
+                                      f"`zoo recipes show {args.words[-1]}` prints one")
     infos = describe_recipes(read_manifest())
     width = max(len(info.name) for info in infos)
     indent = " " * (width + 4)

@@ -12,8 +12,8 @@ import importlib
 import inspect
 import json
 import os
-import re
 import pickle
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -23,11 +23,11 @@ from typing import Optional
 
 import lightning
 import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
-from jsonargparse import ArgumentError
 
 from zoo.callbacks import default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
@@ -95,8 +95,8 @@ def check_run_length(subcommand: str, config) -> None:
             raise UsageError(f"--trainer.{key} {value}: give a number >= 1 (-1 trains without end)")
     if subcommand != "fit":
         return
-    init_args = config.model.get("init_args") or {}
-    scheduler = init_args.get("scheduler") if hasattr(init_args, "get") else None
+    model = config.get("model")
+    scheduler = (model.get("init_args") or {}).get("scheduler") if model else None
     endless = lengths["max_epochs"] == -1 and lengths["max_steps"] in (None, -1)
     if endless and scheduler in SCHEDULES_WITH_A_LENGTH:
         raise UsageError(f"--trainer.max_epochs -1 trains without end, but the model's {scheduler!r} learning-rate "
@@ -104,9 +104,9 @@ def check_run_length(subcommand: str, config) -> None:
                          "--trainer.max_steps N), or --model.init_args.scheduler none")
     nothing = next((key for key, value in lengths.items() if value == 0), None)
     if nothing and (config.get("test_after_fit") or config.get("publish")):
-        then = "--publish" if config.get("publish") else "test_after_fit"
+        then, off = ("--publish", "drop --publish") if config.get("publish") else ("test_after_fit", "--test_after_fit false")
         raise UsageError(f"--trainer.{nothing} 0 trains nothing, and {then} would report the untrained weights "
-                         f"as a result: give --trainer.{nothing} 1 or more (or --test_after_fit false)")
+                         f"as a result: give --trainer.{nothing} 1 or more (or {off})")
 
 
 def _class_choice(flag: str, value: str) -> list[str]:
@@ -187,6 +187,10 @@ def short_parse_error(message: str, options: list[str]) -> str:
     if unknown:
         flag = unknown.group(1).split("=")[0]
         return f"unknown option {flag}.{did_you_mean(flag, options)}"
+    required = re.search(r"arguments are required: (.*)", message)
+    if required:  # jsonargparse names them subcommand.key
+        flags = ", ".join("--" + key.strip().split(".", 1)[-1] for key in required.group(1).split(","))
+        return f"{flags} must be given: name a recipe (--config NAME, `zoo recipes` lists them) or --model and --data"
     key_match = re.match(r'Parser key "([^"]+)"', message)
     if not key_match:
         return message.splitlines()[0]
@@ -237,7 +241,7 @@ class ZooCLI(LightningCLI):
         """
         self._argv = list(command_line or (sys.argv[1:] if args is None else args))
         # Parse errors come back as exceptions, which zoo.cli prints as one short line (no usage dump).
-        quiet = {"exit_on_error": False}
+        parser_kwargs = {"exit_on_error": False, **kwargs.pop("parser_kwargs", {})}
         self._start_weights: Callable[[ZooModule], None] | None = None  # loads --weights into the built model
         self._subcommand_parser = None
         super().__init__(
@@ -248,7 +252,8 @@ class ZooCLI(LightningCLI):
             trainer_defaults={"default_root_dir": RUNS_DIR},
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
-            parser_kwargs={**quiet, **{command: dict(quiet) for command in self.subcommands()}},
+            parser_kwargs={**parser_kwargs, **{command: {"exit_on_error": False, **parser_kwargs.get(command, {})}
+                                               for command in self.subcommands()}},
             args=args,
             **kwargs,
         )
