@@ -51,6 +51,10 @@ def test_fit_prints_the_layer_summary_instead_of_lightnings(tmp_path, caplog):
     assert set(bar.get_metrics(trainer, model)) == {"val/loss", "val/acc"}
 
 
+def test_no_summary_when_the_trainer_is_told_so():
+    assert not any(isinstance(cb, LayerSummary) for cb in default_callbacks(summary=False))
+
+
 def test_the_zoo_command_silences_ddp_grad_strides_warning():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -143,17 +143,19 @@ def measure_layers(pl_module, names: list[str], depth: int) -> tuple[dict[str, t
     hooks = [modules[name].register_forward_hook(lambda module, inputs, output, name=name: record(name, inputs, output))
              for name in names if name in modules]
     counter = FlopCounterMode(display=False, depth=depth + 1)
-    was_training = pl_module.training
+    modes = {module: module.training for module in pl_module.modules()}  # frozen batch norms stay in eval mode
     pl_module.eval()
     try:
-        with torch.no_grad(), counter:
+        # eager even if the model is compiled: one example must not cost a compilation for its batch size
+        with torch.no_grad(), torch.compiler.set_stance("force_eager"), counter:
             pl_module(torch.zeros(1, *shape, device=pl_module.device))
     except (RuntimeError, TypeError, ValueError):  # a forward that needs more than a tensor (e.g. labels)
         return {}, {}, 0
     finally:
         for hook in hooks:
             hook.remove()
-        pl_module.train(was_training)
+        for module, training in modes.items():
+            module.training = training
     counts = counter.get_flop_counts()
     root = type(pl_module).__name__
     flops = {name: sum(counts.get(f"{root}.{name}", {}).values()) for name in names}
@@ -168,6 +170,7 @@ def default_callbacks(
     lr_monitor: bool = True,
     progress_bar: bool = True,
     last_every_n_steps: int | None = None,
+    summary: bool = True,
 ) -> list[Callback]:
     """Early stopping and checkpointing on the same key, a NaN guard, LR logging and a progress bar.
 
@@ -181,6 +184,8 @@ def default_callbacks(
         progress_bar: show Lightning's rich progress bar (:class:`ProgressBar`).
         last_every_n_steps: also refresh ``last.ckpt`` every this many training steps, so that a
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
+        summary: print the network's layers when fit starts (:class:`LayerSummary`, in place of
+            Lightning's summary).
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
     written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
@@ -204,7 +209,8 @@ def default_callbacks(
         LastCheckpoint(dirpath=dirpath, every_n_train_steps=last_every_n_steps),
     ]
     callbacks.append(StopOnNonFiniteLoss())
-    callbacks.append(LayerSummary())
+    if summary:
+        callbacks.append(LayerSummary())
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     if lr_monitor:
