@@ -30,7 +30,7 @@ from zoo.names import did_you_mean
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """\
-usage: zoo {fit,validate,test,predict} --config RECIPE [--section.option VALUE ...]
+usage: zoo {fit,validate,test,predict} (--config RECIPE | --model NAME --data NAME) [--section.option VALUE ...]
        zoo recipes [show NAME]
        zoo list
        zoo evaluate WEIGHTS [--report DIR] [--config RECIPE] [--data_dir DIR]
@@ -52,6 +52,7 @@ commands:
 
 RECIPE is a shipped recipe's name (`zoo fit --config lenet5_mnist`; `zoo recipes` lists them) or a
 YAML file of your own (`zoo recipes show lenet5_mnist > mine.yaml`, edit it, `zoo fit --config mine.yaml`).
+--model and --data take the names `zoo list` prints, or class names: `zoo fit --model lenet5 --data mnist`.
 """
 
 
