@@ -39,7 +39,10 @@ def list_recipes() -> list[str]:
 
 
 def recipe_path(name: str) -> Path:
-    """The file of the shipped recipe ``name`` (with or without ``.yaml``).
+    """The file of a shipped recipe.
+
+    Args:
+        name: the recipe's name, with or without ``.yaml`` (``zoo recipes`` lists them).
 
     Raises:
         RecipeNotFoundError: no recipe has that name; the message names the close ones and all of them.
@@ -55,6 +58,9 @@ def recipe_path(name: str) -> Path:
 
 def resolve_config(value: str) -> str:
     """What ``--config VALUE`` reads: an existing file as given, else the shipped recipe of that name.
+
+    Args:
+        value: what the user passed to ``--config``: a file's path or a shipped recipe's name.
 
     Raises:
         RecipeNotFoundError: ``VALUE`` is neither a file nor a shipped recipe's name.
@@ -76,7 +82,7 @@ class RecipeInfo:
 
     Args:
         name: the recipe's name (its file name without ``.yaml``).
-        summary: the first line of the recipe's opening comment.
+        summary: the first sentence of the recipe's opening comment.
         model: the class it trains; data: the DataModule it trains on.
         weights: the shipped weights published from it (from the manifest's ``recipe`` fields).
         result: their test metrics, formatted; fit_seconds: how long their training took.
