@@ -162,7 +162,8 @@ def _evaluate(argv: list[str]) -> int:
                                         "zoo fit, or a save_pretrained folder (with --config)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR", help="write a report into this folder")
     parser.add_argument("--config", type=Path, default=None, metavar="RECIPE",
-                        help="the recipe the weights were trained with: its data section names the test data "
+                        help="the recipe the weights were trained with (a file, or a shipped recipe's name): its data "
+                             "section names the test data "
                              "(and its model section the class of a checkpoint)")
     parser.add_argument("--data_dir", default=None, help="data root (default: $ZOO_DATA_DIR)")
     parser.add_argument("--accelerator", default="auto")
@@ -171,19 +172,12 @@ def _evaluate(argv: list[str]) -> int:
     from zoo.weights import read_manifest
 
     manifest = read_manifest()
-    if args.weights not in manifest and not Path(args.weights).exists():
-        return usage_error("evaluate", f"no shipped weights named {args.weights!r} and no such file or folder."
-                           f"{did_you_mean(args.weights, manifest)} The shipped weights: {', '.join(sorted(manifest))}")
-    if args.weights not in manifest and args.report is None:
+    if args.report is None and args.weights not in manifest:  # with --report, zoo.report says what it reads
+        if not Path(args.weights).exists():
+            return usage_error("evaluate", f"no shipped weights named {args.weights!r} and no such file or folder."
+                               f"{did_you_mean(args.weights, manifest)} The shipped weights: {', '.join(sorted(manifest))}")
         return usage_error("evaluate", f"{args.weights} is a file or folder of your own: it has no recorded metrics "
                            f"to compare with, so give it a report folder: zoo evaluate {args.weights} --report DIR")
-    if args.config is not None:
-        from zoo.recipes import RecipeNotFoundError, resolve_config
-
-        try:
-            args.config = Path(resolve_config(str(args.config)))
-        except RecipeNotFoundError as err:
-            return usage_error("evaluate", str(err))
     # Lightning runs the evaluation: imported once it is needed.
     from zoo.data.vision import DatasetNotFoundError
     from zoo.evaluate import evaluate_pretrained
