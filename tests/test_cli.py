@@ -13,6 +13,8 @@ from tests.conftest import REPO
 from zoo.cli import main
 from zoo.weights import read_manifest, sha256_of
 
+pytestmark = pytest.mark.compat  # the command line and its config parsing (LightningCLI, jsonargparse)
+
 ZOO = [sys.executable, "-m", "zoo.cli"]
 
 

@@ -11,6 +11,8 @@ from zoo.data import CIFAR10DataModule, MNISTDataModule, resolve_data_dir
 from zoo.data.base import random_hflip, random_shift
 from zoo.data.vision import DatasetNotFoundError, read_cifar_batch
 
+pytestmark = pytest.mark.compat  # the datasets as torchvision reads them
+
 
 def test_data_root_rule(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "env"))

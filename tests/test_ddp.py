@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import REPO
 from tests.test_cli import ZOO, run_zoo
 
+pytestmark = pytest.mark.compat  # DDP through Lightning and torch.distributed
+
 
 @pytest.mark.slow
 def test_two_process_ddp_fit_writes_one_checkpoint_set(in_tmp):

@@ -8,6 +8,8 @@ from tests.cases import all_cases, call
 from tests.fakes import quiet_trainer
 from zoo.weights import model_config
 
+pytestmark = pytest.mark.compat  # save/load round trips and fast_dev_run fits of every model
+
 CASES = all_cases()
 
 

@@ -11,9 +11,12 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 
 import zoo
 import zoo.models
+from tests.commands import zoo_command
 from zoo import export
 from zoo.export import ExportError, ExportMismatch, export_weights, read_metadata
 from zoo.weights import read_manifest
+
+pytestmark = pytest.mark.compat  # ONNX and torch.export
 
 ZOO = [sys.executable, "-m", "zoo.cli"]
 SHIPPED = sorted(read_manifest())
@@ -182,8 +185,7 @@ def test_a_file_outside_the_tolerance_is_refused_and_not_written(tmp_path):
     with pytest.raises(ExportMismatch, match="differs from the model by up to"):
         export_weights("lenet5_mnist", output=tmp_path / "x.onnx", tolerance=0.0)  # ONNX Runtime rounds differently
     assert list(tmp_path.iterdir()) == []
-    result = subprocess.run([*ZOO, "export", "lenet5_mnist", "--output", "x.onnx", "--tolerance", "0"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = zoo_command("export", "lenet5_mnist", "--output", "x.onnx", "--tolerance", "0", cwd=tmp_path)
     assert result.returncode == 1 and "nothing was written" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -193,7 +195,7 @@ def test_a_file_outside_the_tolerance_is_refused_and_not_written(tmp_path):
     (["lenet5_mnist", "--output", "."], "is a folder: name the file to write"),
 ])
 def test_bad_requests_get_one_line_errors(args, message, tmp_path):
-    result = subprocess.run([*ZOO, "export", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = zoo_command("export", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
     assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
 

@@ -8,6 +8,8 @@ import zoo
 from tests.fakes import quiet_trainer
 from zoo.data.folder import ImageFolderDataModule, ImageFolderError
 
+pytestmark = pytest.mark.compat  # image files as Pillow and torchvision read them
+
 
 def _write_folder(root, classes=("cat", "dog"), per_class=5, size=(40, 30)):
     """Solid-colour images, one colour per class (so a model can tell them apart), varied sizes and modes."""

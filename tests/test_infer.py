@@ -11,6 +11,7 @@ from PIL import Image
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 import zoo
+from tests.commands import zoo_command
 from zoo.infer import InferenceError, image_files, save_png
 from zoo.weights import read_manifest
 
@@ -28,13 +29,14 @@ def write_pngs(data_dir, folder, count=None):
 
 
 def infer(*args, cwd):
-    return subprocess.run([*ZOO, "infer", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return zoo_command("infer", *args, cwd=cwd)
 
 
 @pytest.mark.slow
 def test_predictions_on_png_files_are_the_models_and_reach_the_manifests_accuracy(data_dir, tmp_path):
     x, y = write_pngs(data_dir, tmp_path / "digits")
-    result = infer("lenet5_mnist", "digits", "--output", "preds.csv", cwd=tmp_path)
+    # plain: the files' pixels as they are, so the predictions are exactly the model's on the tensors
+    result = infer("lenet5_mnist", "digits", "--output", "preds.csv", "--preprocess", "plain", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "10000 predictions written to preds.csv"
     with open(tmp_path / "preds.csv") as f:
@@ -50,6 +52,11 @@ def test_predictions_on_png_files_are_the_models_and_reach_the_manifests_accurac
     assert [rows[0][f"top{k}_class"] for k in range(1, 6)][0] == rows[0]["class"]
     accuracy = (torch.tensor(predicted) == y).float().mean().item()
     assert accuracy == pytest.approx(read_manifest()["lenet5_mnist"]["metrics"]["test/acc"], abs=1e-4)
+    framed = infer("lenet5_mnist", "digits", "--output", "framed.csv", cwd=tmp_path)  # the default: framed as MNIST
+    assert framed.returncode == 0, framed.stderr[-2000:]
+    with open(tmp_path / "framed.csv") as f:
+        framed_rows = {int(r["path"].rsplit("/", 1)[1][:5]): int(r["class"]) for r in csv.DictReader(f)}
+    assert (torch.tensor([framed_rows[i] for i in range(10000)]) == y).float().mean().item() >= 0.993
 
 
 def test_table_json_and_top_k(data_dir, tmp_path):
@@ -92,7 +99,7 @@ def test_bad_images_and_arguments_are_named(data_dir, tmp_path):
     assert no_folder.returncode == 2 and "name a folder for its reconstructions with --output DIR" in no_folder.stderr
     noise = infer("gan_mnist", "digits/00000.png", cwd=tmp_path)
     assert noise.returncode == 2 and "zoo sample gan_mnist N --output DIR" in noise.stderr
-    images = subprocess.run([*ZOO, "sample", "lenet5_mnist", "2", "--output", "x"], cwd=tmp_path, capture_output=True, text=True)
+    images = zoo_command("sample", "lenet5_mnist", "2", "--output", "x", cwd=tmp_path)
     assert images.returncode == 2 and "draws images from a VAE or a GAN: LeNet5 is not one" in images.stderr
     unknown = infer("no_such_weights", "digits/00000.png", cwd=tmp_path)
     assert unknown.returncode == 2 and "lenet5_mnist" in unknown.stderr  # the error lists the shipped names
@@ -125,8 +132,7 @@ def test_autoencoder_reconstructions_are_the_models(name, data_dir, tmp_path):
 @pytest.mark.parametrize("name", ["vae_mnist", "gan_mnist"])
 def test_samples_are_the_models_and_fixed_by_the_seed(name, tmp_path):
     for folder, seed in (("a", "3"), ("b", "3"), ("c", "4")):
-        result = subprocess.run([*ZOO, "sample", name, "3", "--output", folder, "--seed", seed], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
+        result = zoo_command("sample", name, "3", "--output", folder, "--seed", seed, cwd=tmp_path)
         assert result.returncode == 0 and result.stdout.strip() == f"3 samples written to {folder}", result.stderr
     files = [f"sample_{i:04d}.png" for i in range(3)]
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == files
@@ -162,7 +168,8 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(data_dir, tmp_path):
     assert process.stdout.read().strip() == "600 predictions written to p.csv"
     assert b"predicting" in shown and b"100%" in shown
     piped = infer("lenet5_mnist", "digits", "--output", "q.csv", cwd=tmp_path)
-    assert piped.returncode == 0 and piped.stderr == ""
+    assert piped.returncode == 0 and piped.stderr.startswith("zoo infer: images framed as MNIST")  # one line, no bar
+    assert piped.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("kind", ["gan", "vae"])
@@ -176,8 +183,7 @@ def test_sample_draws_the_label_asked_for_from_a_conditional_generator(kind, tmp
     conditional.save_pretrained(tmp_path / "cgan")
     for folder, label in (("seven", "7"), ("cycled", None)):
         extra = ["--label", label] if label else []
-        result = subprocess.run([*ZOO, "sample", "cgan", "3", "--output", folder, *extra], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
+        result = zoo_command("sample", "cgan", "3", "--output", folder, *extra, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     model = zoo.load_pretrained(str(tmp_path / "cgan"))
     for folder, labels in (("seven", 7), ("cycled", None)):
@@ -186,8 +192,7 @@ def test_sample_draws_the_label_asked_for_from_a_conditional_generator(kind, tmp
             assert (read_png(tmp_path / folder / f"sample_{i:04d}.png") - expected[i]).abs().max() <= 0.5 / 255 + 1e-6
     for weights, label, message in (("cgan", "12", f"label 12 is not a class of {type(conditional).__name__}"),
                                     ("gan_mnist", "7", "is unconditional: it draws images without a label")):
-        result = subprocess.run([*ZOO, "sample", weights, "2", "--output", "bad", "--label", label], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
+        result = zoo_command("sample", weights, "2", "--output", "bad", "--label", label, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert not (tmp_path / "bad").exists()
     if kind == "vae":  # reconstructing needs each image's class, which image files do not carry

@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.compat  # the install, and that every lower bound is tested
+
 
 @pytest.mark.slow
 def test_wheel_install_ships_the_weights_and_recipes(tmp_path, data_dir):

@@ -15,6 +15,8 @@ import torch
 import zoo
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.compat  # the README's commands, as written
+
 CI_RUN = (REPO / ".ci/run").read_text()
 
 
@@ -57,7 +59,9 @@ EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.exp
 REPORT = ["zoo evaluate lenet5_mnist --report report/",
           "zoo evaluate runs/lenet5_digits/version_0/checkpoints/last.ckpt --report my_report/"]
 # Commands that are .ci/run's own job: the install and the test command.
-RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", "python -m pytest"]
+# The everyday command runs a subset of what CI's command runs.
+RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", 'python -m pytest -n auto -m "not slow"',
+             "python -m pytest -n auto --durations=30"]
 
 
 def test_every_readme_command_is_run_by_the_suite():
@@ -65,8 +69,9 @@ def test_every_readme_command_is_run_by_the_suite():
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():
-    assert 'install --quiet --disable-pip-version-check "$@" -e ".[dev]"' in CI_RUN
-    assert "python -m pytest)" in CI_RUN and "export ZOO_DATA_DIR=" in CI_RUN
+    assert 'install --quiet --disable-pip-version-check "${pip_args[@]}" -e ".[dev]"' in CI_RUN
+    assert 'python -m pytest -n auto --durations=30 "${pytest_args[@]}")' in CI_RUN and "export ZOO_DATA_DIR=" in CI_RUN
+    assert "run_suite newest\n" in CI_RUN and "run_suite lowest --constraint .ci/lowest.txt -- -m compat\n" in CI_RUN
 
 
 def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:

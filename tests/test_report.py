@@ -14,6 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, t
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 import zoo
+from tests.commands import zoo_command
 from tests.conftest import REPO
 from zoo.report import write_report
 from zoo.weights import read_manifest, save_pretrained
@@ -22,8 +23,7 @@ ZOO = [sys.executable, "-m", "zoo.cli"]
 
 
 def evaluate(*args, cwd, data_dir):
-    return subprocess.run([*ZOO, "evaluate", *args], cwd=cwd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "ZOO_DATA_DIR": str(data_dir)})
+    return zoo_command("evaluate", *args, cwd=cwd, env={"ZOO_DATA_DIR": str(data_dir)})
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from tests.conftest import REPO
 from tests.test_cli import ZOO, run_zoo
 from zoo.checkpointing import AtomicCheckpointIO
 
+pytestmark = pytest.mark.compat  # checkpoints and exact resumes
+
 # 1,294 digits / batch 64 = 21 steps per epoch; 2 epochs = 42 steps, a multiple of the checkpoint interval.
 RUN = ["fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "2",
        "--trainer.deterministic", "true", "--checkpoint_every_n_steps", "3", "--test_after_fit", "false",

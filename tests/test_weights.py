@@ -10,6 +10,8 @@ from zoo.evaluate import evaluate_pretrained
 from zoo.recipes import list_recipes
 from zoo.weights import WeightsError, load_pretrained, read_manifest, sha256_of, shipped_weights_dir
 
+pytestmark = pytest.mark.compat  # weights loading and load_from_checkpoint(weights_only=True)
+
 SHIPPED = ["lenet5_mnist", "mlp_mnist"]
 
 

@@ -44,12 +44,15 @@ def load_pretrained(name_or_dir):
     return load(name_or_dir)
 
 
-def predict_files(weights, paths, top_k: int = 5, batch_size: int = 256, skip_bad: bool = False):
+def predict_files(weights, paths, top_k: int = 5, batch_size: int = 256, skip_bad: bool = False,
+                  preprocess: str = "auto"):
     """Class predictions for image files and folders with a classifier (``zoo infer`` from Python).
 
     Returns one row per image (``path``, ``class``, ``probability``, ``top_k``) and the images
-    skipped as unreadable (only with ``skip_bad``). See :func:`zoo.infer.predict_files`.
+    skipped as unreadable (only with ``skip_bad``). ``preprocess="auto"`` brings the images into the
+    format the weights record (MNIST's weights: light digit on dark, 20x20 box centred by mass),
+    ``"plain"`` only resizes and centre-crops them. See :func:`zoo.infer.predict_files`.
     """
     from zoo.infer import predict_files as predict
 
-    return predict(weights, paths, top_k=top_k, batch_size=batch_size, skip_bad=skip_bad)
+    return predict(weights, paths, top_k=top_k, batch_size=batch_size, skip_bad=skip_bad, preprocess=preprocess)

@@ -118,6 +118,7 @@ def _use(name: str, kind: str, entry: dict[str, Any], conditional: bool = False)
         load += ["# images: (N, C, H, W) floats in [0, 1]", f"scores = {scores}", "```"]
         if names:
             load += ["", "Classes, in output order: " + ", ".join(f"`{n}`" for n in names) + "."]
+        load += _input_contract(entry.get("hparams", {}).get("input_framing"))
         commands = [f"zoo infer {name} my_images/ --output predictions.csv"]
     elif conditional:
         names = entry["hparams"].get("class_names") or [str(i) for i in range(entry["hparams"]["num_classes"])]
@@ -139,6 +140,24 @@ def _use(name: str, kind: str, entry: dict[str, Any], conditional: bool = False)
     commands.append(f"zoo export {name}    # {name}.onnx, checked against the model")
     return ["## Use", "", *load, "", "From the command line, and as a file for deployment:", "", "```bash", *commands,
             "```", ""]
+
+
+def _input_contract(input_framing: str | None) -> list[str]:
+    """What the weights expect of their images (``input_framing``, see :mod:`zoo.data.framing`), and what
+    ``zoo infer`` does about it; nothing for weights that record no framing."""
+    from zoo.data.framing import get_framing
+
+    if input_framing is None:
+        return []
+    framing = get_framing(input_framing)
+    text = f"Inputs: images as {framing.title} frames them ({framing.summary}): {framing.source}. "
+    if framing.reproduced:
+        text += (f"`zoo infer` and `zoo.predict_files` bring image files into that format by themselves (a photo or "
+                 "scan of dark ink on light paper is inverted, cropped to its content, fitted and centred; "
+                 "`--preprocess plain` turns it off); in Python, `zoo.data.framing.frame_image` does it.")
+    else:
+        text += "`zoo infer` does not reproduce this format: give it images like that."
+    return ["", text]
 
 
 def _data(entry: dict[str, Any], dataset: dict[str, Any] | None) -> list[str]:

@@ -225,8 +225,14 @@ def _infer(argv: list[str]) -> int:
     parser.add_argument("--top_k", type=int, default=5, help="how many of the most probable classes each row lists")
     parser.add_argument("--batch_size", type=int, default=256, help="images per forward pass")
     parser.add_argument("--skip_bad", action="store_true", help="report unreadable images and go on without them")
+    parser.add_argument("--preprocess", default="auto",
+                        help="auto (default): bring images into the format the weights were trained on, as they "
+                             "record it (MNIST's weights: light digit on dark, 20x20 box centred by mass in 28x28; "
+                             "photos and scans are inverted, cropped and fitted); plain: only resize and centre-crop; "
+                             "mnist: MNIST's format whatever the weights say (zoo.data.framing)")
     args = parser.parse_args(argv)
-    from zoo.infer import InferenceError, format_table, predict_files, reconstruct_files, write_rows
+    from zoo.infer import (InferenceError, format_table, predict_files, preprocessing_note, reconstruct_files,
+                           write_rows)
     from zoo.models.autoencoder import ReconstructionModule
     from zoo.models.supervised import SupervisedModule
     from zoo.weights import WeightsError, load_pretrained
@@ -237,17 +243,20 @@ def _infer(argv: list[str]) -> int:
         if not isinstance(model, (ReconstructionModule, SupervisedModule)) and hasattr(model, "sample"):
             raise InferenceError(f"{args.weights} generates images from noise and takes none: "
                                  f"zoo sample {args.weights} N --output DIR writes N of them")
+        note = preprocessing_note(model, args.preprocess)
+        if note is not None:
+            print(f"zoo infer: {note}", file=sys.stderr)
         if isinstance(model, ReconstructionModule):
             if args.output is None or args.output.suffix:
                 parser.error(f"{args.weights} is an autoencoder: name a folder for its reconstructions with --output DIR")
             written, skipped = reconstruct_files(model, args.images, args.output, batch_size=args.batch_size,
-                                                 skip_bad=args.skip_bad, progress=progress)
+                                                 skip_bad=args.skip_bad, progress=progress, preprocess=args.preprocess)
             done = f"{len(written)} reconstructions written to {args.output}"
         else:
             if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
                 parser.error(f"--output {args.output}: name a .csv or .json file")
             rows, skipped = predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size,
-                                          skip_bad=args.skip_bad, progress=progress)
+                                          skip_bad=args.skip_bad, progress=progress, preprocess=args.preprocess)
             done = format_table(rows) if args.output is None else f"{len(rows)} predictions written to {args.output}"
             if args.output is not None:
                 write_rows(rows, args.output)

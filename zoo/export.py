@@ -218,6 +218,7 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
               dynamic_batch: bool) -> dict[str, Any]:
     """What a user of the exported file needs to know: its source, its input and output, the class names."""
     import zoo
+    from zoo.data.framing import AUTO, chosen_framing
     from zoo.models.supervised import SupervisedModule
     from zoo.weights import class_path_of, read_manifest
 
@@ -230,8 +231,11 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
         expects = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
     else:
         channels = {1: "grayscale", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel")
-        expects = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, the shorter side "
-                   f"resized to {shape[-1]} and centre-cropped (as zoo infer reads files); the model normalises them itself")
+        framing = chosen_framing(AUTO, getattr(model, "input_framing", None))
+        prepared = (f"framed as {framing.title}: {framing.summary} (zoo.data.framing.frame_image, " if framing is not None
+                    else f"the shorter side resized to {shape[-1]} and centre-cropped (")
+        expects = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, {prepared}"
+                   "as zoo infer reads files); the model normalises them itself")
     num_classes = _num_classes(model)
     if num_classes is not None:
         expects += (f", and int64 labels ({batch},): the class of each image, in [0, {num_classes - 1}] "
@@ -254,6 +258,7 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
         "input_names": ["input"] if num_classes is None else ["noise" if kind == "noise" else "input", "labels"],
         "output": gives,
         "class_names": list(class_names) if class_names is not None else None,
+        "input_framing": getattr(model, "input_framing", None),
         "zoo_version": zoo.__version__,
         "torch_version": torch.__version__,
     }

@@ -2,9 +2,13 @@
 :func:`reconstruct_files` for autoencoders) and generated images: ``zoo sample`` (:func:`sample_files`).
 
 An image becomes what the weights expect by the code the image-folder DataModule uses
-(:func:`zoo.data.folder.read_image`): converted to the model's channels (grayscale or RGB), its
-shorter side resized to the model's input size, centre-cropped to a square, then scaled to [0, 1].
-The model normalises its inputs itself, so nothing else is needed.
+(:func:`zoo.data.folder.read_image`), as the weights' input contract says (``input_framing``, see
+:mod:`zoo.data.framing`). Weights trained on MNIST expect a light digit on black, fitted into a
+20x20 box and centred by mass in 28x28: an image file is brought into that format (inverted if it
+is dark on light, cropped to its content, fitted and centred). Weights that record no framing, or
+``preprocess="plain"``, get the plain path: converted to the model's channels (grayscale or RGB),
+the shorter side resized to the model's input size, centre-cropped to a square. Either way the
+pixels are scaled to [0, 1]; the model normalises its inputs itself, so nothing else is needed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.folder import IMAGE_EXTENSIONS, ImageFolderError
+from zoo.data.framing import AUTO, Framing, FramingError, chosen_framing, get_framing
 
 
 class InferenceError(ValueError):
@@ -47,6 +52,37 @@ def _image_size(model) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
+def input_preprocessing(model, preprocess: str = AUTO) -> Framing | None:
+    """The framing image files are brought into for ``model``, or None for the plain path.
+
+    Args:
+        model: a zoo model; a classifier's ``input_framing`` says how its training images were framed.
+        preprocess: ``auto`` (what the weights say, where :mod:`zoo.data.framing` reproduces it),
+            ``plain`` (resize and centre-crop only), or ``mnist`` for MNIST's framing whatever the
+            weights say.
+    """
+    try:
+        return chosen_framing(preprocess, getattr(model, "input_framing", None))
+    except FramingError as err:
+        raise InferenceError(str(err)) from None
+
+
+def preprocessing_note(model, preprocess: str = AUTO) -> str | None:
+    """One line for the terminal on what is done to image files for ``model``, or None if nothing is to say."""
+    framing = input_preprocessing(model, preprocess)
+    if framing is not None:
+        return f"images framed as {framing.title} ({framing.summary}); --preprocess plain to turn off"
+    expected = getattr(model, "input_framing", None)
+    if expected is None:
+        return None
+    expected = get_framing(expected)
+    if not expected.reproduced:
+        return (f"images resized and centre-cropped as they are; the weights expect {expected.title}'s format "
+                f"({expected.summary}), which zoo infer does not reproduce: give it images like that")
+    return (f"images resized and centre-cropped as they are, although the weights expect {expected.title}'s framing "
+            "(--preprocess auto brings them into it)")
+
+
 def predict_files(
     weights: Any,
     paths: Iterable[str | Path],
@@ -54,6 +90,7 @@ def predict_files(
     batch_size: int = 256,
     skip_bad: bool = False,
     progress: bool = False,
+    preprocess: str = AUTO,
 ) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
     """Class predictions for image files.
 
@@ -65,6 +102,9 @@ def predict_files(
         batch_size: images per forward pass.
         skip_bad: report unreadable images and go on, instead of stopping at the first.
         progress: show a progress bar on the terminal.
+        preprocess: ``auto``: images are framed as the weights' ``input_framing`` says (MNIST's
+            weights: light on dark, 20x20 box, centred by mass), or read plainly if they say nothing;
+            ``plain``: resized and centre-cropped only; ``mnist``: MNIST's framing whatever the weights say.
 
     Returns:
         One row per image (``path``, ``class``, ``probability`` and ``top_k``, a list of
@@ -81,19 +121,21 @@ def predict_files(
     if batch_size < 1:
         raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
     size = _image_size(model)  # before any file is read
+    framing = input_preprocessing(model, preprocess)
     names = _class_names(model)
     files = image_files(paths)
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[Path, str]] = []
-    for batch_files, x in _batches(model, size, files, batch_size, skip_bad, skipped, progress):
+    for batch_files, x in _batches(model, size, framing, files, batch_size, skip_bad, skipped, progress):
         rows += _rows(model(x), batch_files, names, top_k)
     return rows, skipped
 
 
-def _batches(model, size: tuple[int, int], files: list[Path], batch_size: int, skip_bad: bool, skipped: list,
-             progress: bool):
-    """(files, images (B, C, S, S) in [0, 1]) batches of ``size`` (C, S), in inference mode;
-    unreadable files go to ``skipped`` with ``skip_bad``, else stop with an error naming them."""
+def _batches(model, size: tuple[int, int], framing: Framing | None, files: list[Path], batch_size: int,
+             skip_bad: bool, skipped: list, progress: bool):
+    """(files, images (B, C, S, S) in [0, 1]) batches of ``size`` (C, S), framed by ``framing`` (None:
+    plain), in inference mode; unreadable files go to ``skipped`` with ``skip_bad``, else stop with
+    an error naming them."""
     import torch
 
     from zoo.data.folder import read_image
@@ -105,7 +147,7 @@ def _batches(model, size: tuple[int, int], files: list[Path], batch_size: int, s
             batch_files, images = [], []
             for path in files[start : start + batch_size]:
                 try:
-                    images.append(read_image(path, channels, side))
+                    images.append(read_image(path, channels, side, framing))
                 except ImageFolderError as err:
                     if not skip_bad:
                         raise InferenceError(f"{err} (or pass --skip_bad to report it and go on)") from err
@@ -135,11 +177,14 @@ def reconstruct_files(
     batch_size: int = 256,
     skip_bad: bool = False,
     progress: bool = False,
+    preprocess: str = AUTO,
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Write an autoencoder's reconstruction of each image file as a PNG into the folder ``output``.
 
     An image named directly keeps its file name; images found in a folder keep their path below it.
     Returns the files written and the ``(path, reason)`` of each image skipped (with ``skip_bad``).
+    ``preprocess`` is :func:`predict_files`'; autoencoders record no framing, so ``auto`` is plain
+    and ``mnist`` frames the images as MNIST's.
     """
     from zoo.models.autoencoder import ReconstructionModule
 
@@ -153,7 +198,9 @@ def reconstruct_files(
     targets = _output_names(paths, Path(output))
     written: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    for batch_files, x in _batches(model, _image_size(model), list(targets), batch_size, skip_bad, skipped, progress):
+    framing = input_preprocessing(model, preprocess)
+    for batch_files, x in _batches(model, _image_size(model), framing, list(targets), batch_size, skip_bad, skipped,
+                                   progress):
         for path, image in zip(batch_files, model(x)):
             written.append(save_png(image, targets[path]))
     return written, skipped

@@ -34,9 +34,10 @@ from torch import nn
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 30  # per socket operation: an unreachable server fails instead of hanging
-# Hyperparameters that say how a model trains, not what its layers are: a new task chooses its own.
+# Hyperparameters that say how a model trains and on what data, not what its layers are: a new task
+# chooses its own (its DataModule says its classes and framing).
 TRAINING_HPARAMS = ("optimizer", "lr", "weight_decay", "momentum", "l1", "label_smoothing", "scheduler", "finetune",
-                    "backbone_lr_scale", "unfreeze_every", "num_classes", "class_names")
+                    "backbone_lr_scale", "unfreeze_every", "num_classes", "class_names", "input_framing")
 
 
 class PretrainedWeightsError(RuntimeError):

@@ -235,6 +235,9 @@ class InMemoryDataModule(TensorDataModule):
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     class_names: tuple[str, ...] = ()
+    # How the images are framed (a key of zoo.data.framing.FRAMINGS), None: not said. A classifier
+    # trained on the data records it as input_framing, so reading a user's image files follows it.
+    framing: str | None = None
 
     def __init__(
         self,

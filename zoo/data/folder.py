@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from zoo.data.base import InMemoryDataModule, TensorBatchDataset
+from zoo.data.framing import Framing, frame_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -52,18 +53,35 @@ def scan_folder(root: Path, class_names: tuple[str, ...] | None = None) -> tuple
     return class_names, samples
 
 
-def read_image(path: Path, channels: int, image_size: int) -> torch.Tensor:
-    """Decode ``path`` to a (channels, image_size, image_size) uint8 tensor: shorter side resized, then centre-cropped."""
+def read_image(path: Path, channels: int, image_size: int, framing: Framing | None = None) -> torch.Tensor:
+    """Decode ``path`` to a (channels, image_size, image_size) uint8 tensor.
+
+    Args:
+        path: an image file Pillow reads.
+        channels: 1 (grayscale) or 3 (RGB).
+        image_size: side of the square result.
+        framing: None: the shorter side is resized to ``image_size``, then centre-cropped. A framing
+            (:mod:`zoo.data.framing`): the image is brought into that dataset's format (polarity,
+            bounding box, centring) in grayscale, then resized to ``image_size`` if its field differs.
+    """
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF
 
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
+            image = image.convert("L" if channels == 1 or framing is not None else "RGB")
     except (UnidentifiedImageError, OSError) as err:
         raise ImageFolderError(f"cannot read image {path}: {err}. Remove or replace the file.") from err
-    image = TF.center_crop(TF.resize(image, image_size, antialias=True), [image_size, image_size])
-    return TF.pil_to_tensor(image)  # (C, S, S) uint8
+    if framing is None:
+        image = TF.center_crop(TF.resize(image, image_size, antialias=True), [image_size, image_size])
+        return TF.pil_to_tensor(image)  # (C, S, S) uint8
+    try:
+        framed = frame_image(TF.pil_to_tensor(image)[0], framing)[None]  # (1, field, field) uint8
+    except ValueError as err:
+        raise ImageFolderError(f"cannot frame image {path} as {framing.title}: {err}") from err
+    if framing.field != image_size:
+        framed = TF.resize(framed, [image_size, image_size], antialias=True)
+    return framed.expand(channels, -1, -1).contiguous()  # (C, S, S) uint8
 
 
 class ImageFolderDataModule(InMemoryDataModule):

@@ -31,7 +31,7 @@ class LabelBudgetDataModule(InMemoryDataModule):
         self.source = create_datamodule(dataset, **{k: v for k, v in kwargs.items() if k in ("data_dir", "download")})
         if not isinstance(self.source, InMemoryDataModule):
             raise ValueError(f"dataset {dataset!r} is not an in-memory DataModule")
-        for attribute in ("num_classes", "input_shape", "mean", "std", "class_names"):
+        for attribute in ("num_classes", "input_shape", "mean", "std", "class_names", "framing"):
             setattr(self, attribute, getattr(self.source, attribute))
 
     def prepare_data(self) -> None:

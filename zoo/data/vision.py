@@ -77,6 +77,7 @@ class MNISTDataModule(_TorchvisionFilesDataModule):
     mean = (0.1307,)
     std = (0.3081,)
     class_names = tuple(str(d) for d in range(10))
+    framing = "mnist"  # light on black, 20x20 box centred by mass in 28x28 (zoo.data.framing)
 
     def _files(self, train: bool) -> list[Path]:
         prefix = "train" if train else "t10k"
@@ -114,6 +115,7 @@ class FashionMNISTDataModule(MNISTDataModule):
     std = (0.3530,)
     class_names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    framing = "fashion_mnist"  # light on black, longer side 28, centred by its box: not MNIST's framing
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

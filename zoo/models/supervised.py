@@ -15,6 +15,7 @@ import torchmetrics
 from torch import nn
 from torch.nn import functional as F
 
+from zoo.data.framing import check_framing_name
 from zoo.finetune import FineTuning
 from zoo.models.base import ZooModule, compute_and_reset
 from zoo.nets.layers import InputAdapter
@@ -51,6 +52,10 @@ class SupervisedModule(ZooModule):
         mean: per-channel input mean subtracted inside the model (None: no normalisation).
         std: per-channel input standard deviation.
         class_names: the name of each class, in output order (None: unnamed); kept with the weights.
+        input_framing: how the training images were framed, a key of
+            :data:`zoo.data.framing.FRAMINGS` (``"mnist"``: light digits on black, fitted into a 20x20
+            box and centred by mass in 28x28); kept with the weights, so that ``zoo infer`` brings
+            image files into that format. None: the DataModule's framing when training starts.
         finetune: which parameters train: ``full``, ``feature_extractor``, ``top<k>`` or ``gradual``
             (see :mod:`zoo.finetune`).
         backbone_lr_scale: learning rate of the backbone stages relative to ``lr``.
@@ -78,6 +83,7 @@ class SupervisedModule(ZooModule):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         class_names: Sequence[str] | None = None,
+        input_framing: str | None = None,
         finetune: str = "full",
         backbone_lr_scale: float = 1.0,
         unfreeze_every: int = 1,
@@ -100,6 +106,7 @@ class SupervisedModule(ZooModule):
         if not l1 >= 0:
             raise ValueError(f"l1 must be >= 0, got {l1}")
         check_optim_args(optimizer, lr, weight_decay, momentum, scheduler)
+        check_framing_name(input_framing)
         self.finetuning = FineTuning(finetune, backbone_lr_scale, unfreeze_every)
         self.save_hyperparameters()
         self._register_normalization(mean, std)
@@ -158,13 +165,23 @@ class SupervisedModule(ZooModule):
         self.class_names = names
         self.hparams["class_names"] = list(names)
 
+    @property
+    def input_framing(self) -> str | None:
+        """How inputs are framed, a key of :data:`zoo.data.framing.FRAMINGS` (None: not known)."""
+        return self.hparams.get("input_framing")
+
     def setup(self, stage: str) -> None:
         # Unnamed classes take the DataModule's names (MNIST's digits, an image folder's sub-folders),
-        # so that every checkpoint and published weight says what its outputs mean.
+        # and an unknown framing the DataModule's (MNIST's 20x20 box), so that every checkpoint and
+        # published weight says what its outputs mean and what its inputs look like.
         datamodule = self.trainer.datamodule
         names = tuple(getattr(datamodule, "class_names", None) or ())
         if self.class_names is None and self.task != "regression" and len(names) == self.class_count:
             self.name_classes(names)
+        framing = getattr(datamodule, "framing", None)
+        if self.input_framing is None and framing is not None:
+            check_framing_name(framing)
+            self.hparams["input_framing"] = framing
 
     @classmethod
     def with_weights(cls, weights: str, *, new_head: bool = False, **hparams):
