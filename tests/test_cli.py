@@ -72,7 +72,8 @@ LIGHT_COMMANDS = """
 import contextlib, io, sys
 from zoo.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
-    assert main(["list"]) == 0 and main(["--help"]) == 0
+    assert main(["list"]) == 0 and main(["--help"]) == 0 and main(["recipes"]) == 0
+    assert main(["recipes", "show", "lenet5_mnist"]) == 0
     try:
         main(["evaluate", "--help"])
     except SystemExit as exit_:

@@ -35,20 +35,22 @@ def readme_commands() -> list[str]:
 # Run one after another in one folder by test_readme_commands_run_as_written: each line's outputs are
 # there for the next (the resume continues the newest run, the test reads version_0's checkpoint).
 RUN_IN_ORDER = [
-    "zoo fit --config recipes/lenet5_digits.yaml",
+    "zoo fit --config lenet5_digits",
     "zoo evaluate lenet5_mnist",
     "zoo list",
-    "zoo fit --config recipes/lenet5_digits.yaml --trainer.max_epochs 3 --model.init_args.lr 0.01",
-    "zoo fit --config recipes/lenet5_digits.yaml --ckpt_path last",
-    "zoo test --config recipes/lenet5_digits.yaml --ckpt_path runs/lenet5_digits/version_0/checkpoints/last.ckpt",
-    "zoo fit --config recipes/lenet5_digits.yaml --trainer.default_root_dir experiments",
-    "zoo fit --config recipes/lenet5_digits.yaml --print_config",
+    "zoo fit --config lenet5_digits --trainer.max_epochs 3 --model.init_args.lr 0.01",
+    "zoo fit --config lenet5_digits --ckpt_path last",
+    "zoo test --config lenet5_digits --ckpt_path runs/lenet5_digits/version_0/checkpoints/last.ckpt",
+    "zoo fit --config lenet5_digits --trainer.default_root_dir experiments",
+    "zoo fit --config lenet5_digits --print_config",
+    "zoo recipes",
+    "zoo fit --config my_recipe.yaml --print_config",
     "zoo evaluate mlp_mnist",
-    "zoo fit --config recipes/lenet5_digits.yaml --trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp",
-    "torchrun --standalone --nproc_per_node 2 -m zoo.cli fit --config recipes/lenet5_digits.yaml "
+    "zoo fit --config lenet5_digits --trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp",
+    "torchrun --standalone --nproc_per_node 2 -m zoo.cli fit --config lenet5_digits "
     "--trainer.accelerator cpu --trainer.devices 2",
 ]
-VGG_FOLDER = "zoo fit --config recipes/transfer_vgg16_folder.yaml --data.root path/to/images --model.num_classes 3"
+VGG_FOLDER = "zoo fit --config transfer_vgg16_folder --data.root path/to/images --model.num_classes 3"
 INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/ --output preds.csv",
          "zoo infer ae_mnist my_digits/ --output reconstructions/", "zoo sample vae_mnist 16 --output samples/",
          "zoo sample cgan_mnist 16 --output sevens/ --label 7", "zoo sample cvae_mnist 16 --output fours/ --label 4"]
@@ -85,14 +87,15 @@ def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def user_folder(tmp_path) -> Path:
-    """A folder of the user's own, with the recipes beside it as in a clone of the repository."""
-    (tmp_path / "recipes").symlink_to(REPO / "recipes")
+    """An empty folder of the user's own: the recipes, run by name, come with the package."""
     return tmp_path
 
 
 @pytest.mark.slow
 def test_readme_commands_run_as_written(user_folder, data_dir):
     env = {"ZOO_DATA_DIR": str(data_dir)}
+    # a recipe of the user's own, saved as the README says: zoo recipes show lenet5_digits > my_recipe.yaml
+    (user_folder / "my_recipe.yaml").write_text(_run("zoo recipes show lenet5_digits", user_folder, env).stdout)
     outputs = {command: _run(command, user_folder, env).stdout for command in RUN_IN_ORDER}
 
     assert "test/acc = " in outputs[RUN_IN_ORDER[0]]
@@ -104,8 +107,10 @@ def test_readme_commands_run_as_written(user_folder, data_dir):
     resumed = torch.load(runs / "version_1/checkpoints/last.ckpt", weights_only=True)
     assert resumed["epoch"] > 3  # the 3-epoch run went on to the recipe's own number of epochs
     assert (user_folder / "experiments/lenet5_digits/version_0/checkpoints/last.ckpt").is_file()
-    assert "class_path: zoo.models.LeNet5" in outputs["zoo fit --config recipes/lenet5_digits.yaml --print_config"]
-    assert sorted(p.name for p in user_folder.iterdir()) == ["experiments", "recipes", "runs"]
+    assert "class_path: zoo.models.LeNet5" in outputs["zoo fit --config lenet5_digits --print_config"]
+    assert "class_path: zoo.models.LeNet5" in outputs["zoo fit --config my_recipe.yaml --print_config"]
+    assert "lenet5_mnist" in outputs["zoo recipes"] and "lenet5_digits" in outputs["zoo recipes"]
+    assert sorted(p.name for p in user_folder.iterdir()) == ["experiments", "my_recipe.yaml", "runs"]
 
 
 @pytest.mark.slow

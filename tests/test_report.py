@@ -68,7 +68,7 @@ def test_per_class_numbers_are_scikit_learns_on_the_models_own_predictions(lenet
     assert [e["probability"] for e in errors] == sorted((e["probability"] for e in errors), reverse=True)
     provenance = report["provenance"]
     assert provenance["sha256"] == read_manifest()["lenet5_mnist"]["sha256"]
-    assert provenance["recipe"] == "zoo fit --config recipes/lenet5_mnist.yaml" and provenance["seed"] == 42
+    assert provenance["recipe"] == "zoo fit --config lenet5_mnist" and provenance["seed"] == 42
 
 
 def _chromium() -> str | None:

@@ -217,7 +217,8 @@ def _confusions(report: dict[str, Any], count: int = 3) -> list[str]:
 def _reproduce(entry: dict[str, Any]) -> list[str]:
     lines = ["## Provenance", ""]
     if entry.get("recipe"):
-        lines += ["From a clone of the repository:", "", "```bash", entry["recipe"], "```", ""]
+        lines += ["With the package installed (`pip install .` in the repository), from any folder:", "",
+                  "```bash", entry["recipe"], "```", ""]
     facts = []
     if "seed" in entry:
         facts.append(f"seed {entry['seed']}")

@@ -58,6 +58,19 @@ def _lookup(table: dict[str, tuple[str, dict[str, Any]]], name: str, kind: str) 
     return _import(target), fixed
 
 
+def registered_target(kind: str, name: str) -> tuple[str, dict[str, Any]]:
+    """The ``"module:attribute"`` and the fixed keyword arguments of a registered name, without importing it.
+
+    Args:
+        kind: ``"model"`` or ``"data"``.
+        name: one of :func:`list_models` or :func:`list_datamodules`.
+    """
+    table = _MODELS if kind == "model" else _DATAMODULES
+    if name not in table:
+        raise KeyError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}")
+    return table[name]
+
+
 def register_model(name: str, target: str, **fixed: Any) -> None:
     """Add a model under ``name``: ``target`` is ``"package.module:Class"`` (imported on first use).
 

@@ -91,6 +91,7 @@ def _load(weights: str | Path, config: str | Path | None, data_dir: str | None):
 
     import zoo
     from zoo.evaluate import datamodule_for
+    from zoo.names import did_you_mean
     from zoo.weights import WeightsError, class_path_of, load_pretrained, read_manifest, sha256_of
 
     manifest = read_manifest()
@@ -116,7 +117,8 @@ def _load(weights: str | Path, config: str | Path | None, data_dir: str | None):
         provenance.update(sha256=sha256_of(path), recipe=f"--config {config}" if config else None)
     else:
         known = ", ".join(sorted(manifest)) or "none"
-        raise WeightsError(f"{weights}: no shipped weights of that name, no such folder or .ckpt file; shipped: {known}")
+        raise WeightsError(f"{weights}: no shipped weights of that name, no such folder or .ckpt file."
+                           f"{did_you_mean(str(weights), manifest)} Shipped: {known}")
     provenance["class_path"] = class_path_of(model)
     return model.eval(), datamodule, provenance
 
@@ -124,9 +126,15 @@ def _load(weights: str | Path, config: str | Path | None, data_dir: str | None):
 def _recipe(config: str | Path) -> dict[str, Any]:
     import yaml
 
+    from zoo.names import did_you_mean
+    from zoo.recipes import list_recipes, recipe_path
+
     path = Path(config)
+    if not path.is_file() and Path(config).stem in list_recipes() and Path(config).name == str(config):
+        path = recipe_path(str(config))  # a shipped recipe by name
     if not path.is_file():
-        raise ReportError(f"--config {config}: no such recipe file")
+        raise ReportError(f"--config {config}: no such recipe file, nor a shipped recipe of that name."
+                          f"{did_you_mean(Path(config).stem, list_recipes())} `zoo recipes` lists the shipped ones")
     try:
         recipe = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+import json
 import os
 import pickle
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +23,7 @@ from typing import Optional
 
 import lightning
 import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
@@ -30,7 +34,10 @@ from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
 from zoo.models.base import ZooModule
 from zoo.models.gan import GAN, decoder_start
 from zoo.models.supervised import SupervisedModule
+from zoo.names import did_you_mean
 from zoo.pretrained import load_into, resolve_for, settings_from
+from zoo.recipes import RecipeNotFoundError, resolve_config
+from zoo.registry import datamodule_classes, list_datamodules, list_models, model_classes, registered_target
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
 import zoo.data  # noqa: E402,F401
@@ -67,6 +74,149 @@ def check_checkpoint_file(ckpt_path) -> dict | None:
         ) from err
 
 
+SCHEDULES_WITH_A_LENGTH = ("cosine", "onecycle", "step")  # zoo.optim: they are fitted to the run's number of steps
+
+
+def check_run_length(subcommand: str, config) -> None:
+    """Refuse a run length that cannot work, before anything is built or trained.
+
+    Args:
+        subcommand: ``fit``, ``validate``, ``test`` or ``predict``.
+        config: the subcommand's parsed configuration.
+
+    Raises:
+        UsageError: a negative length other than -1; an endless run with a learning-rate schedule
+            fitted to the run's length; no training at all before ``test_after_fit`` or ``--publish``.
+    """
+    trainer = config.trainer
+    lengths = {"max_epochs": trainer.get("max_epochs"), "max_steps": trainer.get("max_steps")}
+    for key, value in lengths.items():
+        if value is not None and value < -1:
+            raise UsageError(f"--trainer.{key} {value}: give a number >= 1 (-1 trains without end)")
+    if subcommand != "fit":
+        return
+    model = config.get("model")
+    scheduler = (model.get("init_args") or {}).get("scheduler") if model else None
+    endless = lengths["max_epochs"] == -1 and lengths["max_steps"] in (None, -1)
+    if endless and scheduler in SCHEDULES_WITH_A_LENGTH:
+        raise UsageError(f"--trainer.max_epochs -1 trains without end, but the model's {scheduler!r} learning-rate "
+                         "schedule is fitted to the run's length: give --trainer.max_epochs N (or "
+                         "--trainer.max_steps N), or --model.init_args.scheduler none")
+    nothing = next((key for key, value in lengths.items() if value == 0), None)
+    if nothing and (config.get("test_after_fit") or config.get("publish")):
+        then, off = ("--publish", "drop --publish") if config.get("publish") else ("test_after_fit", "--test_after_fit false")
+        raise UsageError(f"--trainer.{nothing} 0 trains nothing, and {then} would report the untrained weights "
+                         f"as a result: give --trainer.{nothing} 1 or more (or {off})")
+
+
+def _class_choice(flag: str, value: str) -> list[str]:
+    """``--model NAME`` / ``--data NAME`` as the parser takes it: a registry name becomes its class path
+    (and the fixed settings of the name); a class name or an import path stays as it is."""
+    kind, names, classes = (("model", list_models(), model_classes()) if flag == "--model"
+                            else ("data", list_datamodules(), datamodule_classes()))
+    class_names = sorted({path.rsplit(".", 1)[-1] for path in classes})
+    if "." in value or value in class_names or value.lstrip().startswith("{"):
+        return [flag, value]
+    if value not in names:
+        raise UsageError(f"{flag} {value}: unknown {kind}.{did_you_mean(value, [*names, *class_names])} "
+                         f"Valid names: {', '.join(names)} (`zoo list`), or a class name such as {class_names[0]}")
+    target, fixed = registered_target(kind, value)
+    module_name, attribute = target.split(":")
+    cls = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(cls, type):
+        raise UsageError(f"{flag} {value} builds a model started from weights; on the command line name the "
+                         "architecture and its weights: --model lenet5 --weights lenet5_mnist")
+    fixed_flags = [item for key, v in fixed.items() for item in (f"{flag}.init_args.{key}", json.dumps(v))]
+    return [flag, f"{cls.__module__}.{cls.__qualname__}", *fixed_flags]
+
+
+def resolve_user_arguments(argv: list[str]) -> list[str]:
+    """The training subcommand's arguments with the names a user may type resolved: ``--config NAME``
+    to the shipped recipe's file, ``--model lenet5`` / ``--data mnist`` (the names ``zoo list`` prints)
+    to their classes.
+
+    Args:
+        argv: the arguments after ``zoo``, e.g. ``["fit", "--config", "lenet5_mnist"]``.
+
+    Raises:
+        UsageError: an unknown recipe, model or DataModule name; the message lists the valid ones.
+    """
+    resolved, i = [], 0
+    while i < len(argv):
+        flag, equals, value = argv[i].partition("=")
+        if flag not in ("--config", "--model", "--data") or (not equals and i + 1 == len(argv)):
+            resolved.append(argv[i])
+            i += 1
+            continue
+        if not equals:
+            value = argv[i + 1]
+        i += 1 if equals else 2
+        if flag == "--config":
+            try:
+                resolved += [flag, value if value.lstrip().startswith("{") else resolve_config(value)]
+            except RecipeNotFoundError as err:
+                raise UsageError(str(err)) from None
+        else:
+            resolved += _class_choice(flag, value)
+    return resolved
+
+
+def _settings_of(class_path: str) -> list[str]:
+    """The constructor arguments of a class and of the classes it passes ``**kwargs`` on to."""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    return sorted({p for klass in cls.__mro__ if "__init__" in vars(klass)
+                   for p, param in inspect.signature(klass.__init__).parameters.items()
+                   if p != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)})
+
+
+TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "NoneType": "null"}
+
+
+def short_parse_error(message: str, options: list[str]) -> str:
+    """One line of jsonargparse's many: the setting that is wrong, why, and a near miss if there is one.
+
+    Args:
+        message: the parser's error message.
+        options: the subcommand's top-level options, for a "did you mean" on an unknown one.
+    """
+    unknown = re.match(r"[Uu]nrecognized arguments: (\S+)", message)
+    if unknown:
+        flag = unknown.group(1).split("=")[0]
+        return f"unknown option {flag}.{did_you_mean(flag, options)}"
+    required = re.search(r"arguments are required: (.*)", message)
+    if required:  # jsonargparse names them subcommand.key
+        flags = ", ".join("--" + key.strip().split(".", 1)[-1] for key in required.group(1).split(","))
+        return f"{flags} must be given: name a recipe (--config NAME, `zoo recipes` lists them) or --model and --data"
+    key_match = re.match(r'Parser key "([^"]+)"', message)
+    if not key_match:
+        return message.splitlines()[0]
+    key = key_match.group(1)
+    given = re.search(r"^\s*Given value: (.*)$", message, re.M)
+    lines = [line.strip().removeprefix("- ").strip() for line in message.splitlines()[1:]]
+    not_accepted = re.search(r"Option '([^']+)' is not accepted", message)
+    class_path = re.search(r"given class_path '([^']+)'", message)
+    if not_accepted:
+        option = not_accepted.group(1)
+        owner = class_path.group(1).rsplit(".", 1)[-1] if class_path else key
+        choices = _settings_of(class_path.group(1)) if class_path else []
+        return f"--{key}.init_args.{option}: {owner} has no setting {option!r}.{did_you_mean(option, choices)}"
+    types = re.findall(r"Expected an? <class '(\w+)'>", message)
+    reasons = [line for line in lines if line and not line.startswith(
+        ("Expected a <class", "Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given"))]
+    if types and (not reasons or all(r.startswith("Expected a") for r in reasons)):
+        expected = " or ".join(TYPE_NAMES.get(t, t) for t in types)
+        return f"--{key} {given.group(1) if given else ''}: expected {expected}".replace(" :", ":")
+    reason = reasons[0] if reasons else lines[0]
+    field = re.match(r"(\w+) ", reason)
+    if field and given and f"{field.group(1)}=" in given.group(1):  # a constructor's check that names its field
+        return f"--{key}.init_args.{field.group(1)}: {reason}"
+    return f"--{key}: {reason}"
+
+
 def newest_version(folder: Path) -> int | None:
     """The largest N of the ``version_N`` folders in ``folder`` (None if there is none)."""
     versions = [int(p.name[len("version_"):]) for p in folder.glob("version_*") if p.name[len("version_"):].isdigit()]
@@ -81,9 +231,19 @@ class ZooCLI(LightningCLI):
     ``run_name`` to the recipe's file name.
     """
 
-    def __init__(self, args: list[str] | None = None, **kwargs) -> None:
-        self._argv = list(sys.argv[1:] if args is None else args)
+    def __init__(self, args: list[str] | None = None, command_line: list[str] | None = None, **kwargs) -> None:
+        """
+        Args:
+            args: the arguments after ``zoo`` (default: the process's own).
+            command_line: the arguments as the user typed them, recorded in published weights as the
+                command that reproduces them (default: ``args``).
+            **kwargs: more arguments of ``LightningCLI``.
+        """
+        self._argv = list(command_line or (sys.argv[1:] if args is None else args))
+        # Parse errors come back as exceptions, which zoo.cli prints as one short line (no usage dump).
+        parser_kwargs = {"exit_on_error": False, **kwargs.pop("parser_kwargs", {})}
         self._start_weights: Callable[[ZooModule], None] | None = None  # loads --weights into the built model
+        self._subcommand_parser = None
         super().__init__(
             model_class=ZooModule,
             subclass_mode_model=True,
@@ -92,11 +252,14 @@ class ZooCLI(LightningCLI):
             trainer_defaults={"default_root_dir": RUNS_DIR},
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_kwargs={**parser_kwargs, **{command: {"exit_on_error": False, **parser_kwargs.get(command, {})}
+                                               for command in self.subcommands()}},
             args=args,
             **kwargs,
         )
 
     def add_arguments_to_parser(self, parser) -> None:
+        self._subcommand_parser = parser  # the options are the same in every subcommand but ckpt_path
         parser.add_argument("--default_callbacks", type=bool, default=True,
                             help="Add early stopping, best/last checkpointing, LR monitor and a progress bar.")
         parser.add_argument("--patience", type=Optional[int], default=10,
@@ -125,10 +288,41 @@ class ZooCLI(LightningCLI):
                             help="Seconds a DDP process waits for the others before the job fails (strategy 'ddp').")
 
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            raise UsageError(short_parse_error(str(err), self._top_level_options())) from None
         subcommand = self.config.get("subcommand")
         if subcommand:  # a bad file is refused here, before Lightning reads hyperparameters from it
+            check_run_length(subcommand, self.config[subcommand])
             check_checkpoint_file(self.config[subcommand].get("ckpt_path"))
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as err:  # a constructor's check of a setting, wrapped by jsonargparse
+            raise UsageError(self._bad_setting(err)) from None
+
+    def _bad_setting(self, err: ValueError) -> str:
+        """One line for a model's or DataModule's refusal of a setting: the flag that sets it, and why."""
+        root = err
+        while root.__cause__ is not None:
+            root = root.__cause__
+        reason = str(root).splitlines()[0]
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for section in ("model", "data"):
+            class_path = str(config[section].get("class_path") or "")
+            if class_path and f"class_path='{class_path}'" in str(err):
+                field = re.match(r"(\w+) ", reason)
+                if field and field.group(1) in (config[section].get("init_args") or {}):
+                    return f"--{section}.init_args.{field.group(1)}: {reason}"
+                return f"--{section} {class_path.rsplit('.', 1)[-1]}: {reason}"
+        return reason
+
+    def _top_level_options(self) -> list[str]:
+        """The options of a training subcommand, for a "did you mean" on a mistyped one."""
+        defaults = self._subcommand_parser.get_defaults() if self._subcommand_parser is not None else {}
+        return ["--config", "--print_config", *(f"--{key}" for key in defaults.keys())]
 
     def before_instantiate_classes(self) -> None:
         if not self.subcommand:
@@ -214,6 +408,7 @@ class ZooCLI(LightningCLI):
                 patience=self._option("patience"),
                 lr_monitor=trainer_cfg.get("logger") is not False,
                 progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
+                summary=trainer_cfg.get("enable_model_summary") is not False,
                 last_every_n_steps=self._option("checkpoint_every_n_steps"),
             )
         if trainer_cfg.get("logger") in (None, True):  # the zoo's default logger: CSV, in the run folder

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.names import did_you_mean
 from zoo.registry import model_classes
 
 if TYPE_CHECKING:  # torch and safetensors are imported where weights are read or written: `zoo list` needs neither
@@ -196,7 +197,8 @@ def _locate(name_or_dir: str | Path) -> tuple[dict[str, Any], Path, str]:
     name = str(name_or_dir)
     if name not in manifest:
         known = ", ".join(sorted(manifest)) or "none"
-        raise WeightsError(f"no shipped weights named {name!r} and no such folder; shipped weights: {known}")
+        raise WeightsError(f"no shipped weights named {name!r} and no such folder.{did_you_mean(name, manifest)} "
+                           f"The shipped weights: {known} (`zoo list` describes them)")
     entry = manifest[name]
     return entry, shipped_weights_dir() / entry["file"], f"shipped weights {name!r}"
 

@@ -2,6 +2,7 @@
 and the image callbacks.
 
     zoo.callbacks.default_callbacks      early stopping, best and last checkpoints, NaN guard, LR, progress
+    zoo.callbacks.LayerSummary           the network's layers with their in/out shapes and FLOPs
     zoo.callbacks.StopOnNonFiniteLoss    (nonfinite.py) stop at the first NaN/Inf training loss
     zoo.callbacks.ReconstructionImages   (images.py) inputs next to reconstructions; also SampleImages,
                                          LatentInterpolation, LatentScatter
@@ -13,20 +14,26 @@ from __future__ import annotations
 
 import time
 
+import torch
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
+    ModelSummary,
     RichProgressBar,
 )
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.model_summary import get_human_readable_count, summarize
+from torch.utils.flop_counter import FlopCounterMode
+from torchmetrics import Metric, MetricCollection
 
 from zoo.callbacks.images import ImageLogger, LatentInterpolation, LatentScatter, ReconstructionImages, SampleImages
 from zoo.callbacks.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss
 from zoo.checkpointing import LastCheckpoint
 
 __all__ = [
-    "ImageLogger", "LatentInterpolation", "LatentScatter", "NonFiniteLossError", "ProgressBar", "ReconstructionImages",
+    "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError", "ProgressBar", "ReconstructionImages",
     "SampleImages", "StopOnNonFiniteLoss", "default_callbacks",
 ]
 
@@ -52,6 +59,108 @@ class ProgressBar(RichProgressBar):
         self.drawn_at = now
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def get_metrics(self, trainer, pl_module) -> dict:
+        """The logged values the bar shows, without the logger's version number (the run folder names it)."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class LayerSummary(ModelSummary):
+    """The summary printed when fit starts: the network's layers with their input and output shapes and
+    FLOPs (measured with torch's flop counter on one example input), and the parameter totals.
+
+    The metric objects a model keeps are left out: they have no parameters and are not layers.
+
+    Args:
+        max_depth: how deep into nested modules the table goes (1: the model's children).
+    """
+
+    def __init__(self, max_depth: int = 3) -> None:
+        super().__init__(max_depth=max_depth)
+        self.depth = max_depth
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            rank_zero_info("\n" + self.table(pl_module))
+
+    def table(self, pl_module) -> str:
+        """The layers (without the metrics) as an aligned text table, then the parameter and FLOP totals."""
+        summary = summarize(pl_module, max_depth=self.depth)  # names, types and parameters of the layers
+        metric_names = [name for name, module in pl_module.named_modules()
+                        if isinstance(module, (Metric, MetricCollection))]
+        names = [name for name in summary.layer_names
+                 if not any(name == m or name.startswith(m + ".") for m in metric_names)]
+        shapes, flops, total_flops = measure_layers(pl_module, names, self.depth)
+        rows = [("Name", "Type", "Params", "FLOPs", "In sizes", "Out sizes")]
+        for name, kind, params in zip(summary.layer_names, summary.layer_types, summary.param_nums):
+            if name in names:
+                size_in, size_out = shapes.get(name, ("-", "-"))
+                rows.append((name, kind, get_human_readable_count(params),
+                             get_human_readable_count(flops[name]) if name in flops else "-", size_in, size_out))
+        widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "-" * max(len(line) for line in lines))
+        frozen = summary.total_parameters - summary.trainable_parameters
+        lines += ["", f"{get_human_readable_count(summary.trainable_parameters).strip()} trainable params, "
+                      f"{get_human_readable_count(frozen).strip()} frozen, {summary.model_size:.3f} MB"]
+        if total_flops:
+            lines.append(f"{get_human_readable_count(total_flops)} FLOPs per forward pass of one example")
+        return "\n".join(lines)
+
+
+def _shape(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return str(list(value.shape))
+    if isinstance(value, (tuple, list)):
+        return str([_shape(v) for v in value]).replace("'", "")
+    return "-"
+
+
+def measure_layers(pl_module, names: list[str], depth: int) -> tuple[dict[str, tuple[str, str]], dict[str, int], int]:
+    """Input and output shapes and FLOPs of the named layers, from one forward pass of a zero example.
+
+    The example is one sample of the model's ``input_shape`` (a free size such as a sequence's length
+    set to 28); a model whose forward needs more than that tensor gets no shapes or FLOPs.
+
+    Args:
+        pl_module: the LightningModule.
+        names: the layers to measure, as ``named_modules`` names them.
+        depth: how deep the flop counter attributes FLOPs to nested modules.
+
+    Returns:
+        ``{name: (in sizes, out sizes)}``, ``{name: FLOPs}`` and the FLOPs of the whole forward pass.
+    """
+    shape = tuple(28 if d is None else d for d in getattr(pl_module, "input_shape", ()) or ())
+    if not shape:
+        return {}, {}, 0
+    modules = dict(pl_module.named_modules())
+    shapes: dict[str, tuple[str, str]] = {}
+
+    def record(name: str, inputs, output) -> None:  # a hook that returned a value would replace the output
+        shapes.setdefault(name, (_shape(inputs[0] if len(inputs) == 1 else list(inputs)), _shape(output)))
+
+    hooks = [modules[name].register_forward_hook(lambda module, inputs, output, name=name: record(name, inputs, output))
+             for name in names if name in modules]
+    counter = FlopCounterMode(display=False, depth=depth + 1)
+    modes = {module: module.training for module in pl_module.modules()}  # frozen batch norms stay in eval mode
+    pl_module.eval()
+    try:
+        # eager even if the model is compiled: one example must not cost a compilation for its batch size
+        with torch.no_grad(), torch.compiler.set_stance("force_eager"), counter:
+            pl_module(torch.zeros(1, *shape, device=pl_module.device))
+    except (RuntimeError, TypeError, ValueError):  # a forward that needs more than a tensor (e.g. labels)
+        return {}, {}, 0
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, training in modes.items():
+            module.training = training
+    counts = counter.get_flop_counts()
+    root = type(pl_module).__name__
+    flops = {name: sum(counts.get(f"{root}.{name}", {}).values()) for name in names}
+    return shapes, flops, counter.get_total_flops()
+
 
 def default_callbacks(
     monitor: str = "val/loss",
@@ -61,6 +170,7 @@ def default_callbacks(
     lr_monitor: bool = True,
     progress_bar: bool = True,
     last_every_n_steps: int | None = None,
+    summary: bool = True,
 ) -> list[Callback]:
     """Early stopping and checkpointing on the same key, a NaN guard, LR logging and a progress bar.
 
@@ -74,6 +184,8 @@ def default_callbacks(
         progress_bar: show Lightning's rich progress bar (:class:`ProgressBar`).
         last_every_n_steps: also refresh ``last.ckpt`` every this many training steps, so that a
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
+        summary: print the network's layers when fit starts (:class:`LayerSummary`, in place of
+            Lightning's summary).
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
     written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
@@ -97,6 +209,8 @@ def default_callbacks(
         LastCheckpoint(dirpath=dirpath, every_n_train_steps=last_every_n_steps),
     ]
     callbacks.append(StopOnNonFiniteLoss())
+    if summary:
+        callbacks.append(LayerSummary())
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     if lr_monitor:

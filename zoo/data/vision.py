@@ -13,7 +13,18 @@ from zoo.data.base import DATA_DIR_ENV, InMemoryDataModule
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are not under the data root and could not be downloaded."""
+    """The dataset's files are not under the data root and could not be downloaded.
+
+    Args:
+        message: the whole explanation, for Python users.
+        dataset: the dataset's name; root: the data root searched; missing: the files not found there.
+    """
+
+    def __init__(self, message: str, dataset: str, root: Path, missing: list[Path]) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.root = root
+        self.missing = missing
 
 
 def _missing_data_error(name: str, root: Path, missing: list[Path], cause: str) -> DatasetNotFoundError:
@@ -21,7 +32,8 @@ def _missing_data_error(name: str, root: Path, missing: list[Path], cause: str) 
     return DatasetNotFoundError(
         f"{name} not found under data root {root} ({cause}). Missing:\n  {listed}\n"
         f"Fix: set {DATA_DIR_ENV} (or pass data_dir=...) to a folder holding torchvision's layout, "
-        f"or run with network access and download=True to fetch it there."
+        f"or run with network access and download=True to fetch it there.",
+        dataset=name, root=root, missing=missing,
     )
 
 

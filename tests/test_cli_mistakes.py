@@ -1,0 +1,121 @@
+"""Everyday mistakes at the `zoo` command, and the short answer each must get.
+
+Every row is what a user types and what the answer must say. Each answer: exit status 2, no traceback,
+no usage dump, at most four lines on stderr (what was wrong, the valid choices or a near miss, where
+help is). The rows run in-process through zoo.cli.main; a few run through the console script too.
+"""
+
+import re
+import subprocess
+import sys
+
+import lightning.pytorch  # noqa: F401 - its log handlers then write to the session's stream, not to one test's capsys
+import pytest
+
+from zoo.cli import main
+
+MISSING = "/nonexistent/zoo-data"  # a data root with nothing in it
+DIGITS = ["--config", "lenet5_digits"]
+
+MISTAKES = [
+    # the training subcommands: names
+    (["fit", "--model", "lenett5", "--data", "digits"], r"--model lenett5: unknown model\. Did you mean lenet5\?.*vgg16"),
+    (["fit", "--model", "lenet5", "--data", "mnst"], r"--data mnst: unknown data\. Did you mean mnist\?"),
+    (["validate", "--model", "vgg17", "--data", "mnist"], r"unknown model\. Did you mean vgg1\d\?"),
+    (["predict", *DIGITS, "--data", "cifar11"], r"unknown data\. Did you mean cifar10\?"),
+    (["fit", "--model", "transfer", "--data", "mnist"], r"--model lenet5 --weights lenet5_mnist"),
+    (["fit", "--config", "lenet5_mnsit"], r"no recipe named 'lenet5_mnsit'\. Did you mean lenet5_mnist\?"),
+    (["fit", "--config", "recipes/lenet5_digits.yaml"], r"no such file\. A shipped recipe has that name: --config lenet5_digits"),
+    (["test", "--config", "my/recipe.yaml"], r"--config my/recipe\.yaml: no such file"),
+    (["fitt", *DIGITS], r"unknown command 'fitt'\. Did you mean fit\?"),
+    (["fit"], r"--data, --model must be given: name a recipe \(--config NAME"),
+    (["--versoin"], r"unknown command '--versoin'"),
+    # the training subcommands: options and values
+    (["fit", *DIGITS, "--patiencee", "3"], r"unknown option --patiencee\. Did you mean --patience\?"),
+    (["fit", *DIGITS, "--trainer.max_epochz", "3"], r"unknown option --trainer\.max_epochz\. Did you mean --trainer\.max_epochs\?"),
+    (["fit", *DIGITS, "--model.init_args.lrr", "0.1"], r"--model\.init_args\.lrr: LeNet5 has no setting 'lrr'\. Did you mean lr\?"),
+    (["fit", *DIGITS, "--trainer.max_epochs", "many"], r"--trainer\.max_epochs many: expected an integer"),
+    (["fit", *DIGITS, "--model.init_args.lr", "-1"], r"--model\.init_args\.lr: lr must be > 0, got -1"),
+    (["fit", *DIGITS, "--data.init_args.batch_size", "0"], r"--data\.init_args\.batch_size: batch_size must be >= 1, got 0"),
+    (["fit", "--model", "lenet5", "--data", "mnist", "--model.init_args.scheduler", "cosin"], r"--model\.init_args\.scheduler: scheduler must be one of"),
+    (["fit", *DIGITS, "--trainer.max_epochs", "-1"], r"--trainer\.max_epochs -1 trains without end, but the model's 'cosine'"),
+    (["fit", *DIGITS, "--trainer.max_epochs", "-5"], r"--trainer\.max_epochs -5: give a number >= 1"),
+    (["fit", *DIGITS, "--trainer.max_epochs", "0"], r"--trainer\.max_epochs 0 trains nothing, and test_after_fit"),
+    (["test", *DIGITS, "--ckpt_path", "missing.ckpt"], r"--ckpt_path missing\.ckpt: no such checkpoint file"),
+    (["fit", "--model", "lenet5", "--data", "mnist", "--trainer.max_epochs", "2", "--data.init_args.data_dir", MISSING],
+     r"MNIST is not under the data root .*\n.*--data\.init_args\.data_dir DIR, or set ZOO_DATA_DIR"),
+    # list and recipes
+    (["list", "lenet5"], r"unrecognized arguments: lenet5"),
+    (["recipes", "show", "lenet5_mnst"], r"no recipe named 'lenet5_mnst'\. Did you mean lenet5_mnist\?"),
+    (["recipes", "show"], r"name the recipe to show"),
+    (["recipes", "lenet5_mnist"], r"`zoo recipes show lenet5_mnist` prints one"),
+    # evaluate
+    (["evaluate", "lenet5_mnsit"], r"no shipped weights named 'lenet5_mnsit'.*Did you mean lenet5_mnist\?.*mlp_mnist"),
+    (["evaluate"], r"the following arguments are required: weights"),
+    (["evaluate", "lenet5_mnist", "--tolerance", "tiny"], r"argument --tolerance: invalid float value: 'tiny'"),
+    (["evaluate", "lenet5_mnist", "--data_dir", MISSING],
+     r"MNIST is not under the data root /nonexistent/zoo-data .*\n.*--data_dir DIR, or set ZOO_DATA_DIR"),
+    (["evaluate", "lenet5_mnist", "--report", "r", "--config", "lenet5_mnst"], r"Did you mean lenet5_mnist\?"),
+    (["evaluate", "notes.txt"], r"notes\.txt is a file or folder of your own.*--report DIR"),
+    # infer
+    (["infer", "lenet5_mnsit", "notes.txt"], r"no shipped weights named 'lenet5_mnsit'.*Did you mean lenet5_mnist\?"),
+    (["infer", "lenet5_mnist", "no_such.png"], r"no_such\.png: no such file or folder"),
+    (["infer", "lenet5_mnist", "notes.txt"], r"cannot read image notes\.txt"),
+    (["infer", "gan_mnist", "notes.txt"], r"zoo sample gan_mnist N --output DIR"),
+    # sample
+    (["sample", "vae_mnist", "0", "--output", "s"], r"N must be >= 1, got 0"),
+    (["sample", "vae_mnist", "-3", "--output", "s"], r"N must be >= 1, got -3"),
+    (["sample", "vae_mnist", "many", "--output", "s"], r"argument n: invalid int value: 'many'"),
+    (["sample", "vae_mnist", "4"], r"the following arguments are required: --output"),
+    (["sample", "vae_mnsit", "4", "--output", "s"], r"Did you mean vae_mnist\?"),
+    (["sample", "vae_mnist", "4", "--output", "s", "--label", "7"], r"vae_mnist is unconditional"),
+    (["sample", "cgan_mnist", "4", "--output", "s", "--label", "eleven"], r"label 'eleven' is not a class of GAN"),
+    (["sample", "cgan_mnist", "4", "--output", "s", "--label", "12"], r"label 12 is not a class of GAN: use an int in \[0, 9\]"),
+    # export
+    (["export", "lenet5_mnist", "--format", "onx"], r"invalid choice: 'onx'.* Did you mean onnx\?"),
+    (["export", "lenet5_mnist", "--part", "decodr"], r"invalid choice: 'decodr'.* Did you mean decoder\?"),
+    (["export", "lenet5_mnist", "--part", "decoder"], r"LeNet5 has no decoder to export"),
+    (["export", "lenet5_mnsit"], r"Did you mean lenet5_mnist\?"),
+]
+
+
+def _check_answer(status, stderr: str, expected: str) -> None:
+    assert status == 2, (status, stderr)
+    assert "Traceback" not in stderr and "usage:" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 4, stderr
+    assert re.search(expected, stderr), stderr
+
+
+def test_the_table_covers_every_subcommand():
+    assert len(BY_CONSOLE_SCRIPT) == 4
+    commands = {argv[0] for argv, _ in MISTAKES}
+    assert {"fit", "validate", "test", "predict", "list", "recipes", "evaluate", "infer", "sample", "export"} <= commands
+    assert len(MISTAKES) >= 25
+
+
+@pytest.mark.parametrize("argv, expected", MISTAKES, ids=lambda value: " ".join(value) if isinstance(value, list) else "")
+def test_a_mistake_gets_a_short_answer(argv, expected, in_tmp, capsys, monkeypatch):
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)  # no data but where the row points
+    (in_tmp / "notes.txt").write_text("not an image\n")
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse's errors exit
+        status = exit_.code
+    captured = capsys.readouterr()
+    _check_answer(status, captured.err, expected)
+    assert not (in_tmp / "runs").exists()  # nothing ran
+
+
+# A console script's own process: Lightning's log lines and warnings reach its stderr as they reach a user's.
+BY_CONSOLE_SCRIPT = [row for row in MISTAKES if row[0] in (
+    ["fit", "--model", "lenett5", "--data", "digits"], ["fit", *DIGITS, "--model.init_args.lr", "-1"],
+    ["fit", "--model", "lenet5", "--data", "mnist", "--trainer.max_epochs", "2", "--data.init_args.data_dir", MISSING],
+    ["evaluate", "lenet5_mnsit"])]
+
+
+@pytest.mark.parametrize("argv, expected", BY_CONSOLE_SCRIPT, ids=lambda value: " ".join(value) if isinstance(value, list) else "")
+def test_the_console_script_gives_the_same_short_answers(argv, expected, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", *argv], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    _check_answer(result.returncode, result.stderr, expected)
