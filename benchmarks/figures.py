@@ -1,4 +1,4 @@
-"""The pictures in the README, drawn from the shipped weights with the zoo's own image helpers.
+"""The pictures in docs/models.md (linked from the README), drawn from the shipped weights with the zoo's own image helpers.
 
     ZOO_DATA_DIR=<data root> python -m benchmarks.figures [--out benchmarks/figures]
 

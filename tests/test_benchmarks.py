@@ -27,7 +27,7 @@ def test_benchmark_runs_as_documented(script):
 
 @pytest.mark.slow
 def test_readme_figures_are_what_the_shipped_weights_draw(data_dir, tmp_path):
-    """python -m benchmarks.figures redraws the README's pictures from the shipped files: the same pixels."""
+    """python -m benchmarks.figures redraws the pictures of the README's pages (docs/models.md) from the shipped files: the same pixels."""
     from torchvision.io import read_image
 
     result = subprocess.run([sys.executable, "-m", "benchmarks.figures", "--out", str(tmp_path), "--data_dir",
@@ -67,4 +67,4 @@ def test_generative_quality_table_repeats_the_manifest(data_dir):
         if "test/label_acc" in metrics:
             assert float(cells[4].rstrip("%")) == pytest.approx(100 * metrics["test/label_acc"], abs=0.005), row
     real = next(line for line in result.stdout.splitlines() if line.startswith("| real MNIST training images"))
-    assert re.search(r"\| 2\.25 \|", real), real  # the floor of the scale, as the README quotes it
+    assert re.search(r"\| 2\.25 \|", real), real  # the floor of the scale, as docs/models.md quotes it

@@ -383,7 +383,7 @@ def test_shipped_gans_remeasure_to_their_manifest_numbers(name, data_dir):
 
 @pytest.mark.slow
 def test_gan_mnist_starts_from_vae_mnist_with_its_mixture_and_the_game_halves_the_distance(data_dir):
-    """The README's account of gan_mnist: vae_mnist's decoder with gan_mnist's fitted noise mixture, before any
+    """docs/models.md's account of gan_mnist: vae_mnist's decoder with gan_mnist's fitted noise mixture, before any
     adversarial step, scores 9.35 on the manifest's protocol; the trained generator 4.42 (the manifest)."""
     from zoo.data.vision import MNISTDataModule
     from zoo.quality import SampleQuality
@@ -410,10 +410,11 @@ def test_gan_mnist_starts_from_vae_mnist_with_its_mixture_and_the_game_halves_th
 def test_readme_conditional_sampling_block_runs_as_written():
     import re
 
-    section = (REPO / "README.md").read_text().split("### GAN")[1].split("\n### ")[0]
-    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    from tests.pages import section
+
+    block = re.search(r"```python\n(.*?)```", section("## GAN"), re.S).group(1)
     scope = {"torch": torch, "zoo": zoo}
-    exec(compile(block, "README.md", "exec"), scope)
+    exec(compile(block, "docs/models.md", "exec"), scope)
     assert scope["sevens"].shape == (16, 1, 28, 28) and scope["mixed"].shape == (3, 1, 28, 28)
     assert scope["grid"].shape == (100, 1, 28, 28)
     judge = zoo.load_pretrained("lenet5_mnist")

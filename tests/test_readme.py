@@ -1,4 +1,5 @@
-"""Every command in the README's shell blocks is run by the test suite, as written."""
+"""Every command in the shell blocks of the README and of the pages under docs/ is run by the test suite, as
+written; every relative link of those pages leads somewhere."""
 
 import os
 import re
@@ -14,6 +15,7 @@ import torch
 
 import zoo
 from tests.conftest import REPO
+from tests.pages import PAGES, section
 
 pytestmark = pytest.mark.compat  # the README's commands, as written
 
@@ -21,8 +23,9 @@ CI_RUN = (REPO / ".ci/run").read_text()
 
 
 def readme_commands() -> list[str]:
-    """The commands of the README's ```bash blocks, in order: comments dropped, continued lines joined."""
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    """The commands of the ```bash blocks of README.md and docs/*.md, page by page in order: comments dropped,
+    continued lines joined."""
+    blocks = [block for page in PAGES for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
     commands = []
     for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():
@@ -60,12 +63,16 @@ REPORT = ["zoo evaluate lenet5_mnist --report report/",
           "zoo evaluate runs/lenet5_digits/version_0/checkpoints/last.ckpt --report my_report/"]
 # Commands that are .ci/run's own job: the install and the test command.
 # The everyday command runs a subset of what CI's command runs.
+# The user's install from a checkout: tests/test_packaging.py installs the project without -e, as a wheel
+# (pip install --target ... REPO), and runs the zoo command from it. (pip install lightning-zoo, from PyPI,
+# is the same package; the README names it in prose, since no test can reach PyPI.)
+USER_INSTALL = ["pip install ."]
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", 'python -m pytest -n auto -m "not slow"',
              "python -m pytest -n auto --durations=30"]
 
 
 def test_every_readme_command_is_run_by_the_suite():
-    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *RUN_BY_CI}
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *USER_INSTALL, *RUN_BY_CI}
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():
@@ -146,7 +153,7 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
     for i, image in enumerate(read_image_file(str(data_dir / "MNIST/raw/t10k-images-idx3-ubyte"))[:8]):
         Image.fromarray(image.numpy()).save(user_folder / "my_digits" / f"test_{i:04d}.png")
     table = _run(INFER[0], user_folder, {}).stdout
-    shown = re.search(r"```text\n(.*?)```", (REPO / "README.md").read_text().split("## Predicting on your own images")[1], re.S)
+    shown = re.search(r"```text\n(.*?)```", section("## Predict on your images"), re.S)
     def columns(text):  # image, class and the next classes; the probabilities' last digits vary with torch's version
         return [[line.split()[0], line.split()[1], *line.split()[3::2]] for line in text.strip().splitlines()]
 
@@ -169,9 +176,9 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
 
 
 def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, monkeypatch):
-    section = (REPO / "README.md").read_text().split("## Exporting for deployment")[1].split("\n## ")[0]
+    text = section("### Exporting for deployment")
     printed = _run(EXPORT[0], user_folder, {}).stdout
-    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```text\n(.*?)```", text, re.S).group(1)
     # The differences' last digits vary with torch's version; everything else is printed as shown.
     assert [re.sub(r"batch 1: .*", "", line) for line in printed.splitlines()] == \
         [re.sub(r"batch 1: .*", "", line) for line in shown.splitlines()]
@@ -179,18 +186,44 @@ def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, m
     _run(EXPORT[2], user_folder, {})
     assert sorted(p.name for p in user_folder.glob("*.*")) == ["lenet5_mnist.onnx", "lenet5_mnist.pt2", "vae_sampler.onnx"]
     monkeypatch.chdir(user_folder)
-    exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), {})
+    exec(re.search(r"```python\n(.*?)```", text, re.S).group(1), {})
     assert capsys.readouterr().out.strip() == str(["1"] * 3)  # what LeNet-5 makes of a black image
 
 
 def test_readme_report_commands_run_as_written(user_folder, data_dir):
     env = {"ZOO_DATA_DIR": str(data_dir)}
-    section = (REPO / "README.md").read_text().split("## Evaluation reports and model cards")[1].split("\n## ")[0]
-    assert _run(REPORT[0], user_folder, env).stdout == re.search(r"```text\n(.*?)```", section, re.S).group(1)
-    _run(RUN_IN_ORDER[0], user_folder, env)  # the install section's first run writes the checkpoint
+    text = section("### Evaluation reports and model cards")
+    assert _run(REPORT[0], user_folder, env).stdout == re.search(r"```text\n(.*?)```", text, re.S).group(1)
+    _run(RUN_IN_ORDER[0], user_folder, env)  # the Run a recipe section's command writes the checkpoint
     printed = _run(REPORT[1], user_folder, env).stdout.splitlines()
     assert printed[0].split() == ["metric", "measured"] and printed[-1] == "report written to my_report/index.html"
     for folder in ("report", "my_report"):
         assert {"metrics.json", "index.html", "confusion_matrix.png"} <= {p.name for p in (user_folder / folder).iterdir()}
-    for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section):
+    for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (REPO / picture).is_file()
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_every_relative_link_of_the_readme_and_docs_leads_somewhere():
+    """Links and pictures of README.md and docs/*.md: the file exists, and a #section is a heading of its page."""
+    broken = []
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"\w+://|mailto:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists() or (anchor and (linked.suffix != ".md" or anchor not in _anchors(linked))):
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken
+    assert {p.name for p in PAGES} >= {"README.md", "models.md", "performance.md", "training.md"}
