@@ -62,6 +62,9 @@ MISTAKES = [
     (["infer", "lenet5_mnist", "no_such.png"], r"no_such\.png: no such file or folder"),
     (["infer", "lenet5_mnist", "notes.txt"], r"cannot read image notes\.txt"),
     (["infer", "gan_mnist", "notes.txt"], r"zoo sample gan_mnist N --output DIR"),
+    (["infer", "lenet5_mnist"], r"the following arguments are required: images"),
+    (["infer", "lenet5_mnist", "notes.txt", "--top_k", "x"], r"argument --top_k: invalid int value: 'x'"),
+    (["infer", "lenet5_mnist", "notes.txt", "--preprocess", "mnits"], r"preprocess must be one of auto, plain, mnist"),
     # sample
     (["sample", "vae_mnist", "0", "--output", "s"], r"N must be >= 1, got 0"),
     (["sample", "vae_mnist", "-3", "--output", "s"], r"N must be >= 1, got -3"),

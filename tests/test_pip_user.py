@@ -54,13 +54,21 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
     where = _run(pip_user, "python", "-c", "import zoo; print(zoo.__file__)", cwd=user, env=env)
     assert Path(where.strip()).is_relative_to(pip_user.parent) and not Path(where.strip()).is_relative_to(REPO)
 
+    installed = Path(_run(pip_user, "python", "-c", "from zoo.weights import shipped_weights_dir as w; "
+                          "from zoo.recipes import shipped_recipes_dir as r; print(w()); print(r())",
+                          cwd=user, env=env).split()[0]).parent
+    assert sorted(p.name for p in (installed / "_recipes").glob("*.yaml")) == \
+        sorted(p.name for p in (REPO / "recipes").glob("*.yaml"))
+    assert (installed / "_weights/manifest.json").is_file()
+
     assert "zoo fit --config lenet5_mnist" in _run(pip_user, "zoo", "list", cwd=user, env=env)
-    assert "lenet5_digits" in _run(pip_user, "zoo", "recipes", cwd=user, env=env)
+    assert "made lenet5_mnist" in _run(pip_user, "zoo", "recipes", cwd=user, env=env)
     fit = _run(pip_user, "zoo", "fit", "--config", "lenet5_digits", cwd=user, env=env)
     accuracy = float(fit.split("test/acc = ")[1].split(",")[0])
     assert accuracy >= 0.95, fit[-2000:]
-    evaluated = _run(pip_user, "zoo", "evaluate", "lenet5_mnist", cwd=user, env=env)
-    assert "ok" in evaluated and "MISMATCH" not in evaluated
+    evaluated = _run(pip_user, "zoo", "evaluate", "lenet5_mnist", "--report", "report", cwd=user, env=env)
+    assert " ok" in evaluated and "MISMATCH" not in evaluated and "report written to report/index.html" in evaluated
+    assert (user / "report/confusion_matrix.png").is_file()
 
     images, labels = read_mnist_test(data_dir)
     truth = make_scans(images[:20], labels[:20], user / "scans")  # dark ink on light paper, JPEG
@@ -71,6 +79,11 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
     assert right >= 19, f"{right} of 20 scans read right"
 
     assert "wrote lenet5_mnist.onnx" in _run(pip_user, "zoo", "export", "lenet5_mnist", cwd=user, env=env)
-    sampled = _run(pip_user, "zoo", "sample", "cgan_mnist", "4", "--output", "sevens", "--label", "7", cwd=user, env=env)
-    assert sampled.strip() == "4 samples written to sevens"
-    assert sorted(p.name for p in user.iterdir()) == ["lenet5_mnist.onnx", "runs", "scans", "scans.csv", "sevens"]
+    assert "wrote vae_mnist.pt2" in _run(pip_user, "zoo", "export", "vae_mnist", "--part", "decoder", "--format",
+                                         "torch.export", cwd=user, env=env)
+    for weights, label, folder in (("cgan_mnist", "7", "sevens"), ("cvae_mnist", "4", "fours")):
+        sampled = _run(pip_user, "zoo", "sample", weights, "4", "--output", folder, "--label", label, cwd=user, env=env)
+        assert sampled.strip() == f"4 samples written to {folder}"
+        assert len(list((user / folder).glob("sample_*.png"))) == 4
+    assert sorted(p.name for p in user.iterdir()) == ["fours", "lenet5_mnist.onnx", "report", "runs", "scans",
+                                                     "scans.csv", "sevens", "vae_mnist.pt2"]

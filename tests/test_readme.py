@@ -63,8 +63,8 @@ REPORT = ["zoo evaluate lenet5_mnist --report report/",
           "zoo evaluate runs/lenet5_digits/version_0/checkpoints/last.ckpt --report my_report/"]
 # Commands that are .ci/run's own job: the install and the test command.
 # The everyday command runs a subset of what CI's command runs.
-# The user's install from a checkout: tests/test_packaging.py installs the project without -e, as a wheel
-# (pip install --target ... REPO), and runs the zoo command from it. (pip install lightning-zoo, from PyPI,
+# The user's install from a checkout: tests/test_pip_user.py builds the wheel, installs it into a fresh
+# virtual environment and runs the zoo command from it. (pip install lightning-zoo, from PyPI,
 # is the same package; the README names it in prose, since no test can reach PyPI.)
 USER_INSTALL = ["pip install ."]
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", 'python -m pytest -n auto -m "not slow"',

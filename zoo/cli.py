@@ -214,7 +214,7 @@ def _evaluate(argv: list[str]) -> int:
 
 
 def _infer(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="zoo infer", description="Predict the classes of image files with a classifier's weights, or write an "
         "autoencoder's reconstructions of them (images are converted as zoo.infer describes).")
     parser.add_argument("weights", help="shipped weights (see `zoo list`) or a save_pretrained folder")
