@@ -14,6 +14,8 @@ import pytest
 
 from zoo.cli import main
 
+pytestmark = pytest.mark.compat  # jsonargparse's and argparse's errors, as the CLI shortens them
+
 MISSING = "/nonexistent/zoo-data"  # a data root with nothing in it
 DIGITS = ["--config", "lenet5_digits"]
 

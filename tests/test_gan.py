@@ -289,7 +289,7 @@ def test_cli_refuses_weights_that_do_not_fit_the_recipe(in_tmp):
     result = subprocess.run([*ZOO, "fit", "--config", str(REPO / "recipes/gan_mnist_mlp.yaml"), "--weights", "cvae_mnist"],
                             cwd=in_tmp, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "zoo: error: --weights cvae_mnist: arch='mlp', latent_dim=100, generator_hidden=[256, 512, 1024], " \
+    assert "zoo fit: error: --weights cvae_mnist: arch='mlp', latent_dim=100, generator_hidden=[256, 512, 1024], " \
            "num_classes=None does not fit the decoder of 'cvae_mnist'" in result.stderr
     assert not (in_tmp / "runs").exists()  # refused before anything was written
 

@@ -92,7 +92,7 @@ def test_the_page_shows_every_picture_in_a_real_browser(lenet_report, tmp_path):
     dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
     widths = [int(w) for w in re.search(r'data-widths="([\d,]+)"', dom).group(1).split(",")]
     assert len(widths) == 2 and min(widths) > 100
-    for text in ("Per class", "Provenance", "99.36 %", "confusion matrix", "zoo fit --config recipes/lenet5_mnist.yaml"):
+    for text in ("Per class", "Provenance", "99.36 %", "confusion matrix", "zoo fit --config lenet5_mnist"):
         assert text in dom
     shot = tmp_path / "page.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1100,2600", (lenet_report[0] / "index.html").as_uri()],

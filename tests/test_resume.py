@@ -72,7 +72,7 @@ def test_non_finite_loss_stops_training_naming_step_and_checkpoint(in_tmp):
         cwd=in_tmp, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode != 0
-    message = next(line for line in result.stderr.splitlines() if line.startswith("zoo: error: NonFiniteLossError: "))
+    message = next(line for line in result.stderr.splitlines() if line.startswith("zoo fit: error: NonFiniteLossError: "))
     assert "Traceback" not in result.stderr
     assert "at global step" in message and "training stopped" in message
     last = message.split("Last good checkpoint: ")[1].split(". ")[0]

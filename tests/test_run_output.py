@@ -13,6 +13,8 @@ from tests.fakes import RandomImages
 from zoo.callbacks import LayerSummary, ProgressBar, default_callbacks, measure_layers
 from zoo.cli import quiet_programmer_messages
 
+pytestmark = pytest.mark.compat  # Lightning's summary and progress-bar callbacks
+
 
 def test_summary_lists_the_layers_with_shapes_and_flops_and_no_metrics():
     model = zoo.create_model("lenet5")

@@ -11,7 +11,8 @@ ONLY_SLOW = {"test_ddp.py": "each test starts two training processes",
              "test_pip_user.py": "it builds the wheel and installs it into a new environment"}
 # What CI's second pass, with the lowest versions pyproject.toml allows, must still test.
 COMPAT_FILES = {
-    "test_cli.py",  # the command line and its config parsing
+    "test_cli.py", "test_cli_mistakes.py",  # the command line and its config parsing
+    "test_run_output.py",  # what a run prints: Lightning's summary and progress-bar callbacks
     "test_data.py", "test_image_folder.py", "test_framing.py",  # reading datasets and image files
     "test_ddp.py",
     "test_defaults.py",  # every recipe through the CLI
