@@ -1,8 +1,5 @@
 """Every lower bound of pyproject.toml is a version CI installs (the wheel itself: tests/test_pip_user.py)."""
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.conftest import REPO

@@ -152,7 +152,7 @@ def _input_contract(input_framing: str | None) -> list[str]:
     framing = get_framing(input_framing)
     text = f"Inputs: images as {framing.title} frames them ({framing.summary}): {framing.source}. "
     if framing.reproduced:
-        text += (f"`zoo infer` and `zoo.predict_files` bring image files into that format by themselves (a photo or "
+        text += ("`zoo infer` and `zoo.predict_files` bring image files into that format by themselves (a photo or "
                  "scan of dark ink on light paper is inverted, cropped to its content, fitted and centred; "
                  "`--preprocess plain` turns it off); in Python, `zoo.data.framing.frame_image` does it.")
     else:
