@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from zoo.names import did_you_mean
+from zoo.shipped import shipped_dir
 
 SUFFIX = ".yaml"
 
@@ -23,14 +23,8 @@ class RecipeNotFoundError(LookupError):
 
 
 def shipped_recipes_dir() -> Path:
-    """The folder of the recipes shipped with the package.
-
-    An installed wheel carries them in ``zoo/_recipes``; a source checkout (or an editable install)
-    reads the repository's ``recipes/`` folder next to the ``zoo`` package.
-    """
-    package_dir = Path(str(resources.files("zoo")))
-    installed = package_dir / "_recipes"
-    return installed if installed.is_dir() else package_dir.parent / "recipes"
+    """The folder of the recipes shipped with the package (:func:`zoo.shipped.shipped_dir`)."""
+    return shipped_dir("recipes")
 
 
 def list_recipes() -> list[str]:

@@ -58,17 +58,14 @@ def _lookup(table: dict[str, tuple[str, dict[str, Any]]], name: str, kind: str) 
     return _import(target), fixed
 
 
-def registered_target(kind: str, name: str) -> tuple[str, dict[str, Any]]:
-    """The ``"module:attribute"`` and the fixed keyword arguments of a registered name, without importing it.
+def registered_class(kind: str, name: str) -> tuple[Any, dict[str, Any]]:
+    """What a registered name builds (a class, or a builder function) and its fixed keyword arguments.
 
     Args:
         kind: ``"model"`` or ``"data"``.
         name: one of :func:`list_models` or :func:`list_datamodules`.
     """
-    table = _MODELS if kind == "model" else _DATAMODULES
-    if name not in table:
-        raise KeyError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}")
-    return table[name]
+    return _lookup(_MODELS if kind == "model" else _DATAMODULES, name, kind)
 
 
 def register_model(name: str, target: str, **fixed: Any) -> None:

@@ -37,7 +37,7 @@ from zoo.models.supervised import SupervisedModule
 from zoo.names import did_you_mean
 from zoo.pretrained import load_into, resolve_for, settings_from
 from zoo.recipes import RecipeNotFoundError, resolve_config
-from zoo.registry import datamodule_classes, list_datamodules, list_models, model_classes, registered_target
+from zoo.registry import datamodule_classes, list_datamodules, list_models, model_classes, registered_class
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
 import zoo.data  # noqa: E402,F401
@@ -120,9 +120,7 @@ def _class_choice(flag: str, value: str) -> list[str]:
     if value not in names:
         raise UsageError(f"{flag} {value}: unknown {kind}.{did_you_mean(value, [*names, *class_names])} "
                          f"Valid names: {', '.join(names)} (`zoo list`), or a class name such as {class_names[0]}")
-    target, fixed = registered_target(kind, value)
-    module_name, attribute = target.split(":")
-    cls = getattr(importlib.import_module(module_name), attribute)
+    cls, fixed = registered_class(kind, value)
     if not isinstance(cls, type):
         raise UsageError(f"{flag} {value} builds a model started from weights; on the command line name the "
                          "architecture and its weights: --model lenet5 --weights lenet5_mnist")

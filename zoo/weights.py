@@ -12,12 +12,12 @@ import hashlib
 import json
 import os
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.names import did_you_mean
 from zoo.registry import model_classes
+from zoo.shipped import shipped_dir
 
 if TYPE_CHECKING:  # torch and safetensors are imported where weights are read or written: `zoo list` needs neither
     import torch
@@ -41,14 +41,8 @@ def sha256_of(path: str | Path) -> str:
 
 
 def shipped_weights_dir() -> Path:
-    """The folder of the weights shipped with the package.
-
-    An installed wheel carries them in ``zoo/_weights``; a source checkout (or an editable
-    install) reads the repository's ``weights/`` folder next to the ``zoo`` package.
-    """
-    package_dir = Path(str(resources.files("zoo")))
-    installed = package_dir / "_weights"
-    return installed if installed.is_dir() else package_dir.parent / "weights"
+    """The folder of the weights shipped with the package (:func:`zoo.shipped.shipped_dir`)."""
+    return shipped_dir("weights")
 
 
 def read_manifest(directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
