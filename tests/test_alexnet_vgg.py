@@ -156,7 +156,7 @@ def test_zoo_weights_start_a_new_task():
     assert model.hparams.mean == shipped.hparams.mean
     with pytest.raises(WeightsError, match="no shipped weights named"):
         zoo.create_model("transfer", source="no_such_weights")
-    with pytest.raises(ValueError, match="'vae' cannot start from pretrained weights"):
+    with pytest.raises(ValueError, match="VAE does not start from pretrained weights"):
         zoo.create_model("vae", weights="vae_mnist")
 
 

@@ -306,7 +306,8 @@ def _export(argv: list[str]) -> int:
                              "autoencoder's decoder, a VAE's sampler from z ~ N(0, I)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted max |exported - model|")
     args = parser.parse_args(argv)
-    from zoo.export import ExportError, ExportMismatch, export_weights
+    from zoo.errors import ZooError
+    from zoo.export import ExportMismatch, export_weights
     from zoo.weights import WeightsError
 
     try:
@@ -315,7 +316,7 @@ def _export(argv: list[str]) -> int:
     except ExportMismatch as err:  # not a mistake of the user's: the exported file computes something else
         print(f"zoo export: error: {err}", file=sys.stderr)
         return 1
-    except (ExportError, WeightsError) as err:
+    except (ZooError, WeightsError) as err:
         return usage_error("export", str(err))
     checked = ", ".join(f"batch {size}: {diff:.2g}" for size, diff in result.max_abs_diff.items())
     print(f"wrote {result.path} ({result.format}); max |exported - model| {checked}")

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from zoo.errors import UsageError
+
 FORMATS = {"onnx": ".onnx", "torch.export": ".pt2"}
 PARTS = ("model", "decoder")
 METADATA_FILE = "zoo.json"  # torch.export: the metadata travels as this extra file in the archive
@@ -32,7 +34,7 @@ EXPORT_EXTRA = 'pip install "lightning-zoo[export]"'
 RECURRENT_ONNX_TORCH = "2.14"  # the oldest torch whose ONNX export of an LSTM was checked to work (2.12 fails)
 
 
-class ExportError(RuntimeError):
+class ExportError(UsageError):
     """Weights cannot be exported; the message says why."""
 
 
@@ -79,7 +81,7 @@ def export_weights(
         _require_onnx()
     model = weights if isinstance(weights, torch.nn.Module) else load_pretrained(weights)
     stem = type(model).__name__.lower() if isinstance(weights, torch.nn.Module) else Path(weights).name
-    module, input_shape, kind = _exported_part(model, part)
+    module, input_shape, kind = model.exported_module(part)
     if format == "onnx" and _recurrent(module) and _torch_older_than(RECURRENT_ONNX_TORCH):
         raise ExportError(f"ONNX export of {type(model).__name__} needs torch >= {RECURRENT_ONNX_TORCH} (torch "
                           f"{torch.__version__}'s exporter writes a graph ONNX Runtime rejects for a recurrent layer "
@@ -92,7 +94,7 @@ def export_weights(
 
     module.eval()
     sizes = CHECK_BATCH_SIZES if dynamic_batch else (1, 1)
-    num_classes = _num_classes(module)
+    num_classes = module.condition_classes
     # Each check input is a tuple: (x,), or (noise, labels) for a class-conditional generator.
     inputs = [_check_input(kind, input_shape, size, seed, num_classes) for seed, size in enumerate(sizes)]
     with torch.no_grad():
@@ -149,61 +151,6 @@ def _torch_older_than(version: str) -> bool:
     return torch.__version__ < version  # a TorchVersion: compares as a version, "2.12.0+cu130" < "2.14"
 
 
-def _exported_part(model, part: str):
-    """(module, shape of one input, "images"|"noise") of what ``part`` exports from ``model``."""
-    from zoo.models.autoencoder import ReconstructionModule
-    from zoo.models.gan import GAN
-
-    shape = tuple(getattr(model, "input_shape", ()))
-    if part == "decoder":
-        if not isinstance(model, ReconstructionModule):
-            raise ExportError(f"{type(model).__name__} has no decoder to export: part 'decoder' is for autoencoders")
-        return Decoder(model), (model.hparams.latent_size,), "noise"
-    if not shape or any(d is None for d in shape):
-        raise ExportError(f"{type(model).__name__} takes inputs of shape {shape}; only fixed-size inputs export")
-    if isinstance(model, GAN) and model.hparams.get("noise_components"):
-        return MixtureNoise(model), (shape[0] + 1,), "noise"
-    return model, shape, "noise" if isinstance(model, GAN) else "images"
-
-
-class MixtureNoise(torch.nn.Module):
-    """A GAN whose noise comes from a Gaussian mixture, as one module that draws from it: its noise has
-    one column more than the GAN's, uniform in [0, 1), which picks each row's component; the others
-    are standard normal (see ``GAN(noise_components=...)``)."""
-
-    def __init__(self, gan) -> None:
-        super().__init__()
-        self.gan = gan
-
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.gan._mixture(noise[:, :-1], noise[:, -1])
-        return self.gan(z) if labels is None else self.gan(z, labels)
-
-
-class Decoder(torch.nn.Module):
-    """An autoencoder's ``decode`` as a module of its own (what a VAE samples with); a class-conditional
-    VAE's decoder also takes the class of each image."""
-
-    def __init__(self, autoencoder) -> None:
-        super().__init__()
-        self.autoencoder = autoencoder
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if labels is None:
-            return self.autoencoder.decode(z)
-        return self.autoencoder.decode(z, labels)
-
-
-def _num_classes(module) -> int | None:
-    """The classes a class-conditional model takes as its second input (the conditional GAN and VAE, or
-    the VAE's decoder); None for one-input modules."""
-    from zoo.models.autoencoder import VAE
-    from zoo.models.gan import GAN
-
-    model = module.autoencoder if isinstance(module, Decoder) else module.gan if isinstance(module, MixtureNoise) else module
-    return model.hparams.get("num_classes") if isinstance(model, (GAN, VAE)) else None
-
-
 def _check_input(kind: str, shape: tuple[int, ...], batch: int, seed: int, num_classes: int | None = None) -> tuple:
     """Seeded check inputs: (x,), or (x, labels) for a class-conditional model."""
     generator = torch.Generator().manual_seed(seed)
@@ -218,35 +165,12 @@ def _metadata(model, weights: Any, part: str, shape: tuple[int, ...], output_sha
               dynamic_batch: bool) -> dict[str, Any]:
     """What a user of the exported file needs to know: its source, its input and output, the class names."""
     import zoo
-    from zoo.data.framing import AUTO, chosen_framing
-    from zoo.models.supervised import SupervisedModule
     from zoo.weights import class_path_of, read_manifest
 
     batch = "N" if dynamic_batch else "1"
-    dims = ", ".join(str(d) for d in shape)
-    if kind == "noise" and model.hparams.get("noise_components"):
-        expects = (f"float32 noise ({batch}, {dims}): columns 0-{shape[0] - 2} drawn from N(0, I), column {shape[0] - 1} "
-                   "uniform in [0, 1), which picks the component of the GAN's noise mixture")
-    elif kind == "noise":
-        expects = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
-    else:
-        channels = {1: "grayscale", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel")
-        framing = chosen_framing(AUTO, getattr(model, "input_framing", None))
-        prepared = (f"framed as {framing.title}: {framing.summary} (zoo.data.framing.frame_image, " if framing is not None
-                    else f"the shorter side resized to {shape[-1]} and centre-cropped (")
-        expects = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, {prepared}"
-                   "as zoo infer reads files); the model normalises them itself")
-    num_classes = _num_classes(model)
-    if num_classes is not None:
-        expects += (f", and int64 labels ({batch},): the class of each image, in [0, {num_classes - 1}] "
-                    "(class_names gives their names)")
-    if isinstance(model, SupervisedModule):
-        gives = f"logits ({batch}, 1): sigmoid gives the probability of class 1" if model.task == "binary" else (
-            f"logits ({batch}, {model.num_outputs}): softmax gives the class probabilities" if model.task == "multiclass"
-            else f"predictions ({batch}, {model.num_outputs})")
-    else:
-        dims = ", ".join(str(d) for d in output_shape)
-        gives = f"images ({batch}, {dims}) with values in [0, 1]" + ("" if kind == "noise" else ": the reconstructions")
+    expects = model.describe_input(batch, shape, kind)
+    gives = model.describe_output(batch, output_shape)
+    num_classes = model.condition_classes
     entry = read_manifest().get(weights) if isinstance(weights, str) else None
     class_names = getattr(model, "class_names", None)
     return {

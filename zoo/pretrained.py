@@ -212,10 +212,7 @@ def start_from(cls: type, weights: str, hparams: dict[str, Any], new_head: bool 
 
     See :func:`settings_from` for what the weights decide, :func:`load_into` for the loading.
     """
-    source = resolve_for(cls, weights, hparams)
-    model = cls(**hparams, **settings_from(source, hparams, cls.head_key, new_head))
-    load_into(model.net, source, new_head)
-    return model
+    return cls.with_weights(weights, new_head=new_head, **hparams)
 
 
 def transfer(source: str = "lenet5_mnist", new_head: bool = True, **hparams: Any):

@@ -109,9 +109,6 @@ def create_model(name: str, weights: str | None = None, new_head: bool = False, 
     """
     cls, fixed = _lookup(_MODELS, name, "model")
     if weights is not None:
-        if not hasattr(cls, "with_weights"):
-            raise ValueError(f"{name!r} cannot start from pretrained weights: weights= is for the classifiers and "
-                             "regressors (for zoo weights of any model, use zoo.load_pretrained)")
         return cls.with_weights(weights, new_head=new_head, **{**fixed, **hparams})
     return cls(**{**fixed, **hparams})
 

@@ -116,6 +116,28 @@ class ReconstructionModule(ZooModule):
         """(model input, reconstruction target) for clean images ``x``."""
         return x, x
 
+    # --- what the model does (see ZooModule) ----------------------------------------------------
+    gives = "images"
+    export_parts = ("model", "decoder")
+
+    @property
+    def condition_classes(self) -> int | None:
+        return self.hparams.get("num_classes")
+
+    def exported_module(self, part: str = "model"):
+        if part == "decoder":
+            return Decoder(self), (self.code_size,), "noise"
+        return super().exported_module(part)
+
+    def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
+        dims = ", ".join(str(d) for d in output_shape)
+        return f"images ({batch}, {dims}) with values in [0, 1]: the reconstructions"
+
+    @property
+    def code_size(self) -> int:
+        """The size of one code vector: what :meth:`decode` takes."""
+        return self.hparams.get("latent_size") or self.hparams.get("code_size")
+
     # --- shared --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The reconstruction of ``x`` in [0, 1], same shape."""
@@ -162,6 +184,24 @@ class ReconstructionModule(ZooModule):
 
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, batch_idx, "test")
+
+
+class Decoder(torch.nn.Module):
+    """An autoencoder's ``decode`` as a module of its own (what a VAE samples with, what ``zoo export
+    --part decoder`` writes); a class-conditional VAE's decoder also takes the class of each image."""
+
+    def __init__(self, autoencoder: ReconstructionModule) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    @property
+    def condition_classes(self) -> int | None:
+        return self.autoencoder.condition_classes
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            return self.autoencoder.decode(z)
+        return self.autoencoder.decode(z, labels)
 
 
 class Autoencoder(ReconstructionModule):
@@ -385,6 +425,8 @@ class VAE(SampleQualityLogging, ReconstructionModule):
         quality_seed: seed of the noise of those samples.
         **kwargs: optimiser settings of :class:`ReconstructionModule`.
     """
+
+    can_sample = True
 
     def __init__(
         self,

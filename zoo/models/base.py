@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 from torchmetrics import Metric, MetricCollection
 
 from zoo._cuda_check import drop_unusable_nvml_check
+from zoo.errors import UsageError
 from zoo.optim import build_optimizer, build_scheduler
 
 drop_unusable_nvml_check()  # set by the lightning import above; see zoo._cuda_check
@@ -77,6 +78,102 @@ class ZooModule(L.LightningModule):
         super().__init__()
         self.train_loss = WeightedMean()  # the epoch mean of the training loss, see log_train_loss
         self._input_checked_in_training = False  # see validate_input
+
+    # ----- what the model does ------------------------------------------------------------------
+    # The tools around the models (zoo infer, sample, export, evaluate --report, the model cards,
+    # --weights) ask a model these questions; none of them asks for its class. A family answers
+    # them in its own file.
+
+    #: what ``forward`` gives: ``"classes"`` (logits), ``"values"`` (regression outputs) or ``"images"`` in [0, 1]
+    gives: str = "values"
+    #: whether :meth:`sample` draws new images (a VAE, a GAN)
+    can_sample: bool = False
+    #: what ``zoo export --part`` can write: the forward (``"model"``), and for an autoencoder its ``"decoder"``
+    export_parts: tuple[str, ...] = ("model",)
+
+    @property
+    def takes(self) -> str:
+        """What ``forward`` takes: ``"images"`` (N, C, H, W) in [0, 1], ``"sequences"`` (N, T, F) of any
+        length, ``"noise"`` (N, latent) or ``"features"`` (N, ...) of real values."""
+        if any(d is None for d in self.input_shape):
+            return "sequences"
+        if len(self.input_shape) == 3 and self.input_range == (0.0, 1.0):
+            return "images"
+        return "features"
+
+    @property
+    def condition_classes(self) -> int | None:
+        """How many classes a class-conditional model takes beside its input, ``model(x, labels)``
+        (the conditional VAE and GAN); None for a model that takes no labels."""
+        return None
+
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` new images (for a model whose :attr:`can_sample` is True)."""
+        raise UsageError(f"{type(self).__name__} does not draw samples: it maps its input to {self.gives}")
+
+    def exported_module(self, part: str = "model") -> tuple[torch.nn.Module, tuple[int, ...], str]:
+        """What ``zoo export`` writes for ``part`` (one of :attr:`export_parts`): the module, the shape of
+        one input without the batch dimension, and what the input is (``"images"`` or ``"noise"``)."""
+        if part not in self.export_parts:
+            raise UsageError(f"{type(self).__name__} has no {part} to export: it exports {' and '.join(self.export_parts)} "
+                             "(part 'decoder' is for autoencoders)")
+        shape = tuple(self.input_shape)
+        if not shape or any(d is None for d in shape):
+            raise UsageError(f"{type(self).__name__} takes inputs of shape {shape}; only fixed-size inputs export")
+        return self, shape, "noise" if self.takes == "noise" else "images"
+
+    def describe_input(self, batch: str, shape: tuple[int, ...], kind: str) -> str:
+        """What the exported module takes for a batch of ``batch`` (``"N"`` or ``"1"``) inputs of one-input
+        ``shape`` and ``kind`` (see :meth:`exported_module`), in words."""
+        dims = ", ".join(str(d) for d in shape)
+        if kind == "noise":
+            text = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
+        else:
+            from zoo.data.framing import AUTO, chosen_framing
+
+            channels = {1: "grayscale", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel")
+            framing = chosen_framing(AUTO, self.hparams.get("input_framing"))
+            prepared = (f"framed as {framing.title}: {framing.summary} (zoo.data.framing.frame_image, "
+                        if framing is not None else f"the shorter side resized to {shape[-1]} and centre-cropped (")
+            text = (f"float32 {channels} images ({batch}, {dims}) with values in [0, 1]: pixels / 255, {prepared}"
+                    "as zoo infer reads files); the model normalises them itself")
+        if self.condition_classes is not None:
+            text += (f", and int64 labels ({batch},): the class of each image, in [0, {self.condition_classes - 1}] "
+                     "(class_names gives their names)")
+        return text
+
+    def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
+        """What the exported forward gives for a batch of ``batch`` (``"N"`` or ``"1"``) inputs, in words."""
+        dims = ", ".join(str(d) for d in output_shape)
+        return f"outputs ({batch}, {dims})"
+
+    @classmethod
+    def weights_start(cls, weights: str, hparams: dict[str, Any],
+                      new_head: bool = False) -> tuple[dict[str, Any], Callable[[ZooModule], None]]:
+        """How ``weights`` start a model of this class built from ``hparams``: the hyperparameters the
+        weights decide where ``hparams`` leaves them unset, and what loads the weights into the built
+        model. ``zoo fit --weights`` and :meth:`with_weights` both go this way, so the model is always
+        built from plain values, and a checkpoint rebuilds it without the weights file."""
+        raise UsageError(f"{cls.__name__} does not start from pretrained weights: the classifiers and regressors "
+                         "do, and a GAN from a VAE's decoder (to load zoo weights of any model, use zoo.load_pretrained)")
+
+    @classmethod
+    def with_weights(cls, weights: str, *, new_head: bool = False, **hparams) -> ZooModule:
+        """A model of this class started from pretrained ``weights`` (see :meth:`weights_start`)."""
+        settings, start = cls.weights_start(weights, hparams, new_head)
+        model = cls(**hparams, **settings)
+        start(model)
+        return model
+
+    def input_check_due(self) -> bool:
+        """Whether this input needs checking: always, except for the training batches of an epoch whose
+        first batch was checked (see :meth:`validate_input`)."""
+        return not (torch.compiler.is_compiling() or (self._input_checked_in_training and self.training))
+
+    def mark_input_checked(self) -> None:
+        """Record that this training epoch's input was checked (under a Trainer only)."""
+        if self.training and self.fitting_trainer() is not None:
+            self._input_checked_in_training = True
 
     # ----- training logs ------------------------------------------------------------------------
 
@@ -178,7 +275,7 @@ class ZooModule(L.LightningModule):
         Graphs traced by ``torch.compile`` or ``torch.export`` leave the checks out: they read tensor
         values and raise Python errors, which such graphs cannot hold; the eager model keeps them.
         """
-        if torch.compiler.is_compiling() or (self._input_checked_in_training and self.training):
+        if not self.input_check_due():
             return
         name = type(self).__name__
         if not isinstance(x, torch.Tensor):
@@ -203,8 +300,7 @@ class ZooModule(L.LightningModule):
                     f"{name} expects values in [{low:g}, {high:g}], got values in [{x_min:.4g}, {x_max:.4g}]{hint}; "
                     "the model normalises its input itself"
                 )
-        if self.training and self.fitting_trainer() is not None:
-            self._input_checked_in_training = True
+        self.mark_input_checked()
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -104,6 +104,10 @@ class GAN(SampleQualityLogging, ZooModule):
 
     monitor = "val/fid_lenet"
     monitor_mode = "min"
+    # what the model does (see ZooModule)
+    takes = "noise"
+    gives = "images"
+    can_sample = True
 
     def __init__(
         self,
@@ -194,8 +198,31 @@ class GAN(SampleQualityLogging, ZooModule):
 
     # ----- starting from a VAE's decoder ------------------------------------------------------------
 
+    @property
+    def condition_classes(self) -> int | None:
+        return self.hparams.get("num_classes")
+
+    def exported_module(self, part: str = "model"):
+        module, shape, kind = super().exported_module(part)
+        if self.hparams.get("noise_components"):
+            return MixtureNoise(self), (shape[0] + 1,), kind
+        return module, shape, kind
+
+    def describe_input(self, batch: str, shape: tuple[int, ...], kind: str) -> str:
+        text = super().describe_input(batch, shape, kind)
+        if not self.hparams.get("noise_components"):
+            return text
+        dims = ", ".join(str(d) for d in shape)
+        mixture = (f"float32 noise ({batch}, {dims}): columns 0-{shape[0] - 2} drawn from N(0, I), column "
+                   f"{shape[0] - 1} uniform in [0, 1), which picks the component of the GAN's noise mixture")
+        return mixture + text[len(f"float32 noise ({batch}, {dims}) drawn from N(0, I)"):]
+
+    def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
+        dims = ", ".join(str(d) for d in output_shape)
+        return f"images ({batch}, {dims}) with values in [0, 1]"
+
     @classmethod
-    def with_weights(cls, weights: str, *, new_head: bool = False, **hparams) -> GAN:
+    def weights_start(cls, weights: str, hparams: dict, new_head: bool = False):
         """A ``decoder`` GAN whose generator (and its moving average) starts as a trained VAE's decoder.
 
         Args:
@@ -210,9 +237,7 @@ class GAN(SampleQualityLogging, ZooModule):
         if new_head:
             raise ValueError("new_head replaces a classifier's head; a GAN's generator starts from a VAE's whole decoder")
         settings, decoder, encoder = decoder_start(weights, hparams)
-        model = cls(**hparams, **settings)
-        model.start_generator(decoder, f"the decoder of {weights!r}", encoder)
-        return model
+        return settings, lambda model: model.start_generator(decoder, f"the decoder of {weights!r}", encoder)
 
     def start_generator(self, decoder: dict[str, torch.Tensor], source: str, encoder=None) -> None:
         """Load a VAE decoder's state (see :func:`decoder_start`) into the generator and its moving average;
@@ -415,8 +440,7 @@ class GAN(SampleQualityLogging, ZooModule):
         if tuple(x.shape[1:]) != (1, 28, 28):
             got = "(" + ", ".join(str(d) for d in x.shape) + ")"
             raise ValueError(f"GAN trains on images of shape (N, 1, 28, 28), got {got}")
-        if self.training and self.fitting_trainer() is not None:
-            self._input_checked_in_training = True  # the epoch's labels are checked too: see batch_labels
+        self.mark_input_checked()  # the epoch's labels are checked too: see batch_labels
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -509,3 +533,21 @@ def fit_noise_mixture(encoder: Callable, dataset, components: int, collate_fn: C
     return {"noise_weights": torch.from_numpy(mixture.weights_).float(),
             "noise_means": torch.from_numpy(mixture.means_).float(),
             "noise_scale_tril": torch.from_numpy(np.linalg.cholesky(mixture.covariances_)).float()}
+
+
+class MixtureNoise(torch.nn.Module):
+    """A GAN whose noise comes from a Gaussian mixture, as one module that draws from it (what ``zoo
+    export`` writes): its noise has one column more than the GAN's, uniform in [0, 1), which picks each
+    row's component; the others are standard normal (see ``GAN(noise_components=...)``)."""
+
+    def __init__(self, gan: GAN) -> None:
+        super().__init__()
+        self.gan = gan
+
+    @property
+    def condition_classes(self) -> int | None:
+        return self.gan.condition_classes
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.gan._mixture(noise[:, :-1], noise[:, -1])
+        return self.gan(z) if labels is None else self.gan(z, labels)

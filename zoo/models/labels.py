@@ -102,6 +102,6 @@ def batch_labels(model, batch) -> torch.Tensor | None:
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(f"{name} is class-conditional: it trains on (images, labels) batches, got images only")
     images, labels = batch[0], batch[1]
-    if torch.compiler.is_compiling() or (model._input_checked_in_training and model.training):
+    if not model.input_check_due():
         return labels
     return check_labels(labels, len(images), num_classes, f"this {name}", "the batch (images, labels)")

@@ -183,17 +183,32 @@ class SupervisedModule(ZooModule):
             check_framing_name(framing)
             self.hparams["input_framing"] = framing
 
+    # ----- what the model does (see ZooModule) ------------------------------------------------
+
+    @property
+    def gives(self) -> str:
+        return "values" if self.task == "regression" else "classes"
+
+    def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
+        if self.task == "binary":
+            return f"logits ({batch}, 1): sigmoid gives the probability of class 1"
+        if self.task == "multiclass":
+            return f"logits ({batch}, {self.num_outputs}): softmax gives the class probabilities"
+        return f"predictions ({batch}, {self.num_outputs})"
+
     @classmethod
-    def with_weights(cls, weights: str, *, new_head: bool = False, **hparams):
-        """A model of this class started from pretrained ``weights`` (see :mod:`zoo.pretrained`).
+    def weights_start(cls, weights: str, hparams: dict, new_head: bool = False):
+        """Pretrained ``weights`` as the start of this class's net (see :mod:`zoo.pretrained`).
 
         ``num_classes``, ``class_names``, ``mean`` and ``std`` left unset come from the weights:
         their head is kept as it is, with its class names, unless ``num_classes`` differs or
         ``new_head`` is set. Every other tensor must fit exactly.
         """
-        from zoo.pretrained import start_from
+        from zoo.pretrained import load_into, resolve_for, settings_from
 
-        return start_from(cls, weights, hparams, new_head)
+        source = resolve_for(cls, weights, hparams)
+        settings = settings_from(source, hparams, cls.head_key, new_head)
+        return settings, lambda model: load_into(model.net, source, new_head)
 
     @classmethod
     def torchvision_arch(cls, hparams: dict) -> str | None:
