@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 import zoo
 from zoo.evaluate import evaluate_pretrained
-from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, PretrainedWeightsError
+from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from zoo.nets.alexnet import AlexNetNet
 from zoo.nets.vgg import VGGNet
 from zoo.weights import WeightsError, read_manifest
@@ -111,7 +111,7 @@ def test_class_names_must_match_the_head():
 def test_missing_torchvision_weights_fail_fast_with_advice(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # empty cache, and no network here
     start = time.monotonic()
-    with pytest.raises(PretrainedWeightsError) as info:
+    with pytest.raises(WeightsError) as info:
         zoo.create_model("alexnet", weights="IMAGENET1K_V1")
     assert time.monotonic() - start < 60
     message = str(info.value)
@@ -119,7 +119,7 @@ def test_missing_torchvision_weights_fail_fast_with_advice(tmp_path, monkeypatch
 
 
 def test_unknown_weights_name_lists_the_options():
-    with pytest.raises(PretrainedWeightsError, match="not a file, a save_pretrained folder, shipped zoo weights"):
+    with pytest.raises(WeightsError, match="not a file, a save_pretrained folder, shipped zoo weights"):
         zoo.create_model("vgg11", weights="IMAGENET_V7")
 
 
@@ -129,7 +129,7 @@ def test_safetensors_file_of_the_wrong_shape_is_refused(tmp_path):
     save_file({k.removeprefix("net."): v for k, v in source.state_dict().items()}, str(tmp_path / "w.safetensors"))
     loaded = zoo.create_model("vgg11", weights=str(tmp_path / "w.safetensors"), **tiny)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in source.state_dict().items())
-    with pytest.raises(PretrainedWeightsError, match="shape mismatches"):
+    with pytest.raises(WeightsError, match="shape mismatches"):
         zoo.create_model("vgg11", weights=str(tmp_path / "w.safetensors"), **{**tiny, "width_divisor": 8})
 
 

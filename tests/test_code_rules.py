@@ -1,6 +1,7 @@
 """Rules the code of ``zoo/`` keeps, checked on its source: only the public API of Lightning, torchmetrics
-and jsonargparse (so that their releases cannot break it), and no module that imports one that imports
-it back."""
+and jsonargparse (so that their releases cannot break it); no module that imports one that imports
+it back; and the tools around the models ask a model what it does (the interface of
+``zoo.models.base.ZooModule``) instead of naming its family's classes."""
 
 import ast
 import inspect
@@ -150,8 +151,34 @@ def test_no_module_imports_one_that_imports_it_back():
     assert not cycles, "\n".join(sorted(cycles))
 
 
+def _family_classes() -> set[str]:
+    """The classes of the model families: every class of ``zoo/models/`` but the interface module's."""
+    return {node.name for path in sorted((PACKAGE / "models").glob("*.py")) if path.name not in ("base.py", "__init__.py")
+            for node in ast.parse(path.read_text()).body if isinstance(node, ast.ClassDef)}
+
+
+def test_the_tools_ask_the_model_and_name_no_family_class():
+    """infer, export, report, cards, the CLI...: a new family is one place (its files under zoo/models and
+    zoo/nets), because no other module names a family's classes or probes a model with hasattr."""
+    family = _family_classes()
+    assert {"GAN", "VAE", "SupervisedModule", "ReconstructionModule", "LeNet5"} <= family
+    named = []
+    for path, tree in _sources().items():
+        if Path(path).parts[1] in ("models", "nets"):
+            continue
+        for node in ast.walk(tree):
+            name = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                    else node.name.rsplit(".", 1)[-1] if isinstance(node, ast.alias) else None)
+            if name in family:
+                named.append(f"{path}:{node.lineno} names {name}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr":
+                named.append(f"{path}:{node.lineno} asks {ast.unparse(node)}")
+    assert not named, "\n".join(named)
+
+
 @pytest.mark.parametrize("rule", [test_no_private_attribute_of_another_library_is_used,
-                                  test_no_module_imports_one_that_imports_it_back])
+                                  test_no_module_imports_one_that_imports_it_back,
+                                  test_the_tools_ask_the_model_and_name_no_family_class])
 def test_the_rules_catch_what_they_are_for(rule, tmp_path, monkeypatch):
     """Each check fails on a file that breaks its rule (copied into a scratch package)."""
     import shutil
@@ -164,6 +191,10 @@ def test_the_rules_catch_what_they_are_for(rule, tmp_path, monkeypatch):
         def f(trainer):
             import zoo.broken_too
             return trainer._logger_connector, getattr(trainer, "_active_loop")
+
+        def g(model):
+            from zoo.models.gan import GAN
+            return isinstance(model, GAN) or hasattr(model, "sample")
     '''))
     (fake / "broken_too.py").write_text("import zoo.broken\n")
     monkeypatch.setattr(rules, "PACKAGE", fake)

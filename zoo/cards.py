@@ -92,11 +92,12 @@ def model_card(name: str, entry: dict[str, Any], report: dict[str, Any] | None =
 
 
 def _kind(class_path: str) -> str:
-    """classifier, autoencoder, vae or gan: what the class can do (a decoder, sampling, or neither)."""
+    """classifier, autoencoder, vae or gan: what the class says it can do (export a decoder, sample, or neither)."""
     from zoo.registry import model_classes
 
     cls = model_classes().get(class_path)
-    decodes, samples = hasattr(cls, "decode"), hasattr(cls, "sample")
+    decodes = cls is not None and "decoder" in cls.export_parts
+    samples = cls is not None and cls.can_sample
     return {(True, True): "vae", (True, False): "autoencoder", (False, True): "gan"}.get((decodes, samples), "classifier")
 
 

@@ -180,9 +180,9 @@ def _evaluate(argv: list[str]) -> int:
                            f"to compare with, so give it a report folder: zoo evaluate {args.weights} --report DIR")
     # Lightning runs the evaluation: imported once it is needed.
     from zoo.data.vision import DatasetNotFoundError
+    from zoo.errors import ZooError
     from zoo.evaluate import evaluate_pretrained
-    from zoo.report import ReportError, write_report
-    from zoo.weights import WeightsError
+    from zoo.report import write_report
 
     recorded = manifest.get(args.weights, {}).get("metrics") if not Path(args.weights).exists() else None
     try:
@@ -195,7 +195,7 @@ def _evaluate(argv: list[str]) -> int:
             measured = report["metrics"]
     except DatasetNotFoundError as err:
         return usage_error("evaluate", missing_data_message(err, "--data_dir DIR"))
-    except (ReportError, WeightsError) as err:
+    except ZooError as err:
         return usage_error("evaluate", str(err))
     ok = True
     keys = list(recorded) if recorded else list(measured)
@@ -231,22 +231,21 @@ def _infer(argv: list[str]) -> int:
                              "photos and scans are inverted, cropped and fitted); plain: only resize and centre-crop; "
                              "mnist: MNIST's format whatever the weights say (zoo.data.framing)")
     args = parser.parse_args(argv)
+    from zoo.errors import ZooError
     from zoo.infer import (InferenceError, format_table, predict_files, preprocessing_note, reconstruct_files,
                            write_rows)
-    from zoo.models.autoencoder import ReconstructionModule
-    from zoo.models.supervised import SupervisedModule
-    from zoo.weights import WeightsError, load_pretrained
+    from zoo.weights import load_pretrained
 
     progress = sys.stderr.isatty()
     try:
         model = load_pretrained(args.weights)
-        if not isinstance(model, (ReconstructionModule, SupervisedModule)) and hasattr(model, "sample"):
+        if model.takes == "noise":
             raise InferenceError(f"{args.weights} generates images from noise and takes none: "
                                  f"zoo sample {args.weights} N --output DIR writes N of them")
         note = preprocessing_note(model, args.preprocess)
         if note is not None:
             print(f"zoo infer: {note}", file=sys.stderr)
-        if isinstance(model, ReconstructionModule):
+        if model.gives == "images":
             if args.output is None or args.output.suffix:
                 parser.error(f"{args.weights} is an autoencoder: name a folder for its reconstructions with --output DIR")
             written, skipped = reconstruct_files(model, args.images, args.output, batch_size=args.batch_size,
@@ -260,7 +259,7 @@ def _infer(argv: list[str]) -> int:
             done = format_table(rows) if args.output is None else f"{len(rows)} predictions written to {args.output}"
             if args.output is not None:
                 write_rows(rows, args.output)
-    except (InferenceError, WeightsError) as err:
+    except ZooError as err:
         print(f"zoo infer: error: {err}", file=sys.stderr)
         return 2
     for path, reason in skipped:
@@ -279,13 +278,13 @@ def _sample(argv: list[str]) -> int:
     parser.add_argument("--label", default=None, help="the class to draw, by index or name (class-conditional "
                         "models only; without it they cycle through their classes)")
     args = parser.parse_args(argv)
-    from zoo.infer import InferenceError, sample_files
-    from zoo.weights import WeightsError
+    from zoo.errors import ZooError
+    from zoo.infer import sample_files
 
     label = int(args.label) if args.label is not None and args.label.lstrip("-").isdigit() else args.label
     try:
         written = sample_files(args.weights, args.n, args.output, seed=args.seed, label=label)
-    except (InferenceError, WeightsError) as err:
+    except ZooError as err:
         return usage_error("sample", str(err))
     print(f"{len(written)} samples written to {args.output}")
     return 0
@@ -308,7 +307,6 @@ def _export(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from zoo.errors import ZooError
     from zoo.export import ExportMismatch, export_weights
-    from zoo.weights import WeightsError
 
     try:
         result = export_weights(args.weights, format=args.format, output=args.output,
@@ -316,7 +314,7 @@ def _export(argv: list[str]) -> int:
     except ExportMismatch as err:  # not a mistake of the user's: the exported file computes something else
         print(f"zoo export: error: {err}", file=sys.stderr)
         return 1
-    except (ZooError, WeightsError) as err:
+    except ZooError as err:
         return usage_error("export", str(err))
     checked = ", ".join(f"batch {size}: {diff:.2g}" for size, diff in result.max_abs_diff.items())
     print(f"wrote {result.path} ({result.format}); max |exported - model| {checked}")
@@ -385,9 +383,8 @@ def main(argv: list[str] | None = None) -> int:
 def _train(argv: list[str], from_command_line: bool) -> int:
     from zoo.callbacks import NonFiniteLossError
     from zoo.data.vision import DatasetNotFoundError
-    from zoo.pretrained import PretrainedWeightsError
-    from zoo.trainer_cli import UsageError, ZooCLI, resolve_user_arguments
-    from zoo.weights import WeightsError
+    from zoo.errors import ZooError
+    from zoo.trainer_cli import ZooCLI, resolve_user_arguments
 
     command = argv[0]
     try:
@@ -397,13 +394,13 @@ def _train(argv: list[str], from_command_line: bool) -> int:
             # launcher starts the other processes with sys.argv, which then names the resolved files too.
             sys.argv[1:] = resolved
         ZooCLI(args=None if from_command_line else resolved, command_line=argv)
-    except (UsageError, PretrainedWeightsError, WeightsError) as err:
-        return usage_error(command, str(err))
     except DatasetNotFoundError as err:
         return usage_error(command, missing_data_message(err, "--data.init_args.data_dir DIR"))
     except NonFiniteLossError as err:  # the message says what happened and what to try; no traceback needed
         print(f"zoo {command}: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    except ZooError as err:
+        return usage_error(command, str(err))
     return 0
 
 

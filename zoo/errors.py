@@ -5,10 +5,17 @@ Its subclass says what went wrong and its message says what to do. The ``zoo`` c
 errors as one line, without a traceback::
 
     ZooError
-    ├── UsageError        an argument, option or setting that cannot work
-    ├── DataError         data that is missing or cannot be read
-    ├── WeightsError      weights that cannot be found, read or trusted
-    └── CheckpointError   a Lightning checkpoint that cannot be read or resumed
+    ├── UsageError          an argument, option or setting that cannot work
+    │   ├── RecipeNotFoundError, FramingError, InferenceError, ReportError
+    │   └── ExportError     (ExportMismatch: the exported file computes something else)
+    ├── DataError           data that is missing or cannot be read
+    │   └── DatasetNotFoundError, ImageFolderError
+    ├── WeightsError        weights that cannot be found, read or trusted
+    ├── CheckpointError     a Lightning checkpoint that cannot be read or resumed
+    └── NonFiniteLossError  training stopped at a loss of NaN or infinity (the settings diverge)
+
+The subclasses live beside the code that raises them and add what a caller may need (the missing
+files of a ``DatasetNotFoundError``, say); catch them by these four kinds.
 
 Errors of the zoo's own code (a bug) are not ``ZooError``: they keep their traceback.
 """

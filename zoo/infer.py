@@ -13,15 +13,16 @@ pixels are scaled to [0, 1]; the model normalises its inputs itself, so nothing 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo.data.folder import IMAGE_EXTENSIONS, ImageFolderError
 from zoo.data.framing import AUTO, Framing, FramingError, chosen_framing, get_framing
+from zoo.errors import UsageError
 
 
-class InferenceError(ValueError):
+class InferenceError(UsageError):
     """Images cannot be predicted on; the message names the file or folder and what to do."""
 
 
@@ -111,11 +112,7 @@ def predict_files(
         ``(class name, probability)``, most probable first), and the ``(path, reason)`` of each
         image skipped (only with ``skip_bad``).
     """
-    from zoo.models.supervised import SupervisedModule
-
-    model = _checked(weights, SupervisedModule, "zoo infer predicts classes with a classifier")
-    if model.task == "regression":
-        raise InferenceError(f"zoo infer predicts classes: {type(model).__name__} here is a regressor")
+    model = _checked(weights, lambda m: m.gives == "classes", "zoo infer predicts classes with a classifier")
     if top_k < 1:
         raise InferenceError(f"top_k must be >= 1, got {top_k}")
     if batch_size < 1:
@@ -159,14 +156,15 @@ def _batches(model, size: tuple[int, int], framing: Framing | None, files: list[
             advance(len(files[start : start + batch_size]))
 
 
-def _checked(weights: Any, kind: type, what: str):
+def _checked(weights: Any, fits: Callable[[Any], bool], what: str):
+    """The model of ``weights`` (loaded if need be), if ``fits`` says it can do ``what``."""
     import torch
 
     from zoo.weights import load_pretrained
 
     model = weights if isinstance(weights, torch.nn.Module) else load_pretrained(weights)
-    if not isinstance(model, kind):
-        raise InferenceError(f"{what}: {type(model).__name__} is not one")
+    if not fits(model):
+        raise InferenceError(f"{what}: {type(model).__name__} is not one (it takes {model.takes} and gives {model.gives})")
     return model
 
 
@@ -186,10 +184,9 @@ def reconstruct_files(
     ``preprocess`` is :func:`predict_files`'; autoencoders record no framing, so ``auto`` is plain
     and ``mnist`` frames the images as MNIST's.
     """
-    from zoo.models.autoencoder import ReconstructionModule
-
-    model = _checked(weights, ReconstructionModule, "zoo infer writes reconstructions with an autoencoder")
-    if model.conditional:
+    model = _checked(weights, lambda m: m.takes == m.gives == "images",
+                     "zoo infer writes reconstructions with an autoencoder")
+    if model.condition_classes is not None:
         raise InferenceError(f"{weights} is class-conditional: it reconstructs an image given its class, which image "
                              "files do not carry. Call model(x, labels) in Python, or draw new images of a class "
                              "with zoo sample --label")
@@ -241,14 +238,11 @@ def sample_files(weights: Any, n: int, output: str | Path, seed: int = 0, label:
     """
     import torch
 
-    from zoo.models.autoencoder import VAE
-    from zoo.models.gan import GAN
-
-    model = _checked(weights, (VAE, GAN), "zoo sample draws images from a VAE or a GAN")
+    model = _checked(weights, lambda m: m.can_sample, "zoo sample draws images from a VAE or a GAN")
     if n < 1:
         raise InferenceError(f"N must be >= 1, got {n}")
     model.eval()
-    if label is not None and model.hparams.get("num_classes") is None:
+    if label is not None and model.condition_classes is None:
         raise InferenceError(f"{type(model).__name__} {weights} is unconditional: it draws images without a label "
                              "(drop --label, or use a class-conditional model: cgan_mnist or cvae_mnist)")
     try:

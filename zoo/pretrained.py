@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.errors import UsageError, WeightsError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 30  # per socket operation: an unreachable server fails instead of hanging
@@ -38,10 +40,6 @@ DOWNLOAD_TIMEOUT_S = 30  # per socket operation: an unreachable server fails ins
 # chooses its own (its DataModule says its classes and framing).
 TRAINING_HPARAMS = ("optimizer", "lr", "weight_decay", "momentum", "l1", "label_smoothing", "scheduler", "finetune",
                     "backbone_lr_scale", "unfreeze_every", "num_classes", "class_names", "input_framing")
-
-
-class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights cannot be found or read; the message says what to do."""
 
 
 @dataclass
@@ -97,7 +95,7 @@ def _load_torchvision(weights) -> dict[str, torch.Tensor]:
             return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=False,
                                                       check_hash=False, weights_only=True)
     except Exception as err:  # noqa: BLE001 - network, HTTP and file errors all need the same advice
-        raise PretrainedWeightsError(
+        raise WeightsError(
             f"could not get torchvision's {weights} weights: {type(err).__name__}: {err}. They are read from "
             f"{cached} or downloaded from {weights.url}. Fix: connect to the internet once (the file is cached "
             f"in $TORCH_HOME), copy the file to {cached}, or pass weights='path/to/file.pth' (or .safetensors)."
@@ -112,9 +110,9 @@ def _load_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
-        raise PretrainedWeightsError(f"{path} is not a readable state-dict file: {err}") from err
+        raise WeightsError(f"{path} is not a readable state-dict file: {err}") from err
     if not isinstance(state, dict):
-        raise PretrainedWeightsError(f"{path} holds a {type(state).__name__}, expected a state dict")
+        raise WeightsError(f"{path} holds a {type(state).__name__}, expected a state dict")
     return state
 
 
@@ -148,7 +146,7 @@ def resolve_weights(weights: str, torchvision_arch: str | None = None) -> Weight
     if entry is None:
         torchvision = f"one of torchvision's {torchvision_arch} weights ('DEFAULT', or an enum name such as " \
                       "'IMAGENET1K_V1')" if torchvision_arch else "torchvision weights (AlexNet and VGG only)"
-        raise PretrainedWeightsError(
+        raise WeightsError(
             f"weights={weights!r} is not a file, a save_pretrained folder, shipped zoo weights or {torchvision}")
     transforms = entry.transforms()
     categories = tuple(entry.meta["categories"])
@@ -184,7 +182,7 @@ def load_into(net: nn.Module, source: WeightsSource, new_head: bool = False) -> 
     A head of another size in the file (1000 ImageNet classes, 10 digits) is loaded as is and then
     replaced by a freshly initialised head of the net's size; ``new_head`` replaces it in any case.
     """
-    from zoo.weights import WeightsError, load_state_strict
+    from zoo.weights import load_state_strict
 
     state = source.read()
     head = net.get_classifier()
@@ -193,10 +191,7 @@ def load_into(net: nn.Module, source: WeightsSource, new_head: bool = False) -> 
     file_head = state.get(head_key)
     if file_head is not None and file_head.shape != head.weight.shape:
         net.reset_classifier(file_head.shape[0])
-    try:
-        load_state_strict(net, state, source.description)
-    except WeightsError as err:
-        raise PretrainedWeightsError(str(err)) from err
+    load_state_strict(net, state, source.description)
     if new_head or net.get_classifier().out_features != num_classes:
         net.reset_classifier(num_classes)
 
@@ -205,14 +200,6 @@ def resolve_for(cls: type, weights: str, hparams: dict[str, Any]) -> WeightsSour
     """:func:`resolve_weights` for a ``cls`` model with ``hparams`` (which say its torchvision name, if any)."""
     defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
     return resolve_weights(weights, cls.torchvision_arch({**defaults, **hparams}))
-
-
-def start_from(cls: type, weights: str, hparams: dict[str, Any], new_head: bool = False):
-    """A ``cls`` model built from ``hparams`` plus what ``weights`` decides, with the weights loaded.
-
-    See :func:`settings_from` for what the weights decide, :func:`load_into` for the loading.
-    """
-    return cls.with_weights(weights, new_head=new_head, **hparams)
 
 
 def transfer(source: str = "lenet5_mnist", new_head: bool = True, **hparams: Any):
@@ -234,5 +221,5 @@ def transfer(source: str = "lenet5_mnist", new_head: bool = True, **hparams: Any
     cls = model_class(config, str(source))
     architecture = {k: v for k, v in config.get("hparams", {}).items() if k not in TRAINING_HPARAMS}
     if architecture.get("task", "multiclass") != "multiclass":
-        raise ValueError(f"source {source!r} is a {cls.__name__} for {architecture['task']}, not a multiclass classifier")
-    return start_from(cls, source, {**architecture, **hparams}, new_head)
+        raise UsageError(f"source {source!r} is a {cls.__name__} for {architecture['task']}, not a multiclass classifier")
+    return cls.with_weights(source, new_head=new_head, **{**architecture, **hparams})

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import yaml
 
+from zoo.errors import UsageError
 from zoo.names import did_you_mean
 from zoo.shipped import shipped_dir
 
 SUFFIX = ".yaml"
 
 
-class RecipeNotFoundError(LookupError):
+class RecipeNotFoundError(UsageError, LookupError):
     """No shipped recipe has the name asked for; the message lists the names and a near miss."""
 
 

@@ -10,17 +10,23 @@ A report re-measures weights on their test split and writes, into ``DIR``:
   GAN ``samples.png`` (seeded: the same command draws the same picture);
 - ``index.html``: one self-contained page with all of it (the pictures embedded).
 
-The numbers come from torchmetrics; ``tests/test_report.py`` checks them against scikit-learn's.
+What a report shows is what the model says it does (:class:`~zoo.models.base.ZooModule`): a
+model that gives classes gets the classification measures, one that maps images to images its
+reconstructions, one that can sample its samples. This module measures; :mod:`zoo.report_page`
+draws the pictures and writes the page. The numbers come from torchmetrics; ``tests/test_report.py``
+checks them against scikit-learn's.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
-import html
+import functools
 import json
 from pathlib import Path
 from typing import Any
+
+from zoo.errors import UsageError
+from zoo.report_page import Picture, confusion_picture, draw, grid_picture, misclassified_picture, page
 
 PICTURE_SEED = 0  # samples.png is drawn from this seed
 MISCLASSIFIED_SHOWN = 24
@@ -29,7 +35,7 @@ SAMPLES_SHOWN = 64
 TOP_K = (1, 3, 5)
 
 
-class ReportError(ValueError):
+class ReportError(UsageError):
     """A report cannot be made; the message says what was missing and what to pass."""
 
 
@@ -57,29 +63,33 @@ def write_report(
     Returns:
         What ``metrics.json`` holds.
     """
-    from zoo.evaluate import measure_test_metrics
-    from zoo.models.autoencoder import ReconstructionModule
-    from zoo.models.supervised import SupervisedModule
-
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ReportError(f"--report {directory} is a file: name a folder for the report")
     model, datamodule, provenance = _load(weights, config, data_dir)
+    numbers, pictures = measure(model, datamodule, accelerator, progress)
     directory.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"weights": str(weights), "class_path": provenance.pop("class_path"),
-                              "metrics": measure_test_metrics(model, datamodule, accelerator)}
-    pictures: dict[str, str] = {}
-    if isinstance(model, SupervisedModule) and model.task != "regression":
-        report.update(_classification(model, datamodule, directory, pictures, progress))
-    elif isinstance(model, ReconstructionModule):
-        _reconstructions(model, datamodule, directory, pictures)
-    if hasattr(model, "sample"):
-        _samples(model, directory, pictures)
-    report["pictures"] = pictures
-    report["provenance"] = provenance
+    report = {"weights": str(weights), "class_path": provenance.pop("class_path"), **numbers,
+              "pictures": draw(pictures, directory), "provenance": provenance}
     (directory / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    (directory / "index.html").write_text(_page(report, directory))
+    (directory / "index.html").write_text(page(report, directory))
     return report
+
+
+def measure(model, datamodule, accelerator: str = "auto", progress: bool = False) -> tuple[dict[str, Any], list[Picture]]:
+    """What a report shows of ``model`` (in eval mode) on ``datamodule``'s test split: the numbers, and the
+    pictures still to draw. Every model gets its test metrics; the rest follows what the model says it does."""
+    from zoo.evaluate import measure_test_metrics
+
+    numbers: dict[str, Any] = {"metrics": measure_test_metrics(model, datamodule, accelerator)}
+    pictures: list[Picture] = []
+    if model.gives == "classes":
+        numbers.update(_classification(model, datamodule, pictures, progress))
+    elif model.takes == model.gives == "images":
+        pictures.append(_reconstructions(model, datamodule))
+    if model.can_sample:
+        pictures.append(_samples(model))
+    return numbers, pictures
 
 
 # ----- what is evaluated ---------------------------------------------------------------------------
@@ -179,14 +189,9 @@ def _from_checkpoint(path: Path, config: str | Path | None, data_dir: str | None
     """(model, test DataModule) of a ``zoo fit`` checkpoint: the classes and the data's settings come from
     the checkpoint (``zoo fit`` records both), or from ``config`` when given. Nothing is unpickled."""
     from zoo.registry import model_classes
-    from zoo.trainer_cli import UsageError, check_checkpoint_file
+    from zoo.trainer_cli import check_checkpoint_file
 
-    if not path.is_file():
-        raise ReportError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = check_checkpoint_file(str(path))
-    except UsageError as err:
-        raise ReportError(str(err).replace("--ckpt_path ", "", 1)) from err
+    checkpoint = check_checkpoint_file(str(path), flag="")
     if config is not None:
         model_path = _section(config, "model")[0]
         data_path, data_args = _section(config, "data")
@@ -205,7 +210,9 @@ def _from_checkpoint(path: Path, config: str | Path | None, data_dir: str | None
 
 # ----- classifiers ---------------------------------------------------------------------------------
 
-def _classification(model, datamodule, directory: Path, pictures: dict[str, str], progress: bool) -> dict[str, Any]:
+def _classification(model, datamodule, pictures: list[Picture], progress: bool) -> dict[str, Any]:
+    """Per-class precision, recall and F1, top-k accuracy, the confusion matrix and the most confident
+    errors; adds their pictures to ``pictures``."""
     import torch
     from torchmetrics.functional.classification import (multiclass_accuracy, multiclass_confusion_matrix,
                                                         multiclass_f1_score, multiclass_precision, multiclass_recall)
@@ -241,11 +248,11 @@ def _classification(model, datamodule, directory: Path, pictures: dict[str, str]
     confident = wrong[probs[wrong, preds[wrong]].argsort(descending=True)][:MISCLASSIFIED_SHOWN]
     errors = [{"index": int(i), "true": names[target[i]], "predicted": names[preds[i]],
                "probability": round(float(probs[i, preds[i]]), 4)} for i in confident]
-    _confusion_picture(matrix, names, directory / "confusion_matrix.png")
-    pictures["confusion_matrix.png"] = "confusion matrix: rows are the true classes, columns the predicted ones"
+    pictures.append(Picture("confusion_matrix.png", "confusion matrix: rows are the true classes, columns the predicted ones",
+                            functools.partial(confusion_picture, matrix, names)))
     if errors:
-        _misclassified_picture(x[confident], errors, directory / "misclassified.png")
-        pictures["misclassified.png"] = f"the {len(errors)} test images misclassified with the most confidence"
+        pictures.append(Picture("misclassified.png", f"the {len(errors)} test images misclassified with the most confidence",
+                                functools.partial(misclassified_picture, x[confident], errors)))
     return {
         "class_names": names,
         "test_images": int(len(target)),
@@ -257,139 +264,36 @@ def _classification(model, datamodule, directory: Path, pictures: dict[str, str]
     }
 
 
-def _figure(width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=(width, height), dpi=100)
-
-
-def _save(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
-
-
-def _confusion_picture(matrix, names: list[str], path: Path) -> None:
-    from torchmetrics.classification import MulticlassConfusionMatrix
-
-    side = max(5.0, 0.6 * len(names) + 2)
-    figure = _figure(side, side)
-    axes = figure.add_subplot()
-    MulticlassConfusionMatrix(num_classes=len(names)).plot(val=matrix, ax=axes, labels=names)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.tick_params(axis="x", labelrotation=45 if max(map(len, names)) > 3 else 0)
-    _save(figure, path)
-
-
-def _misclassified_picture(images, errors: list[dict[str, Any]], path: Path) -> None:
-    columns = 6
-    rows = -(-len(errors) // columns)
-    figure = _figure(1.7 * columns, 2.0 * rows)
-    for i, (image, error) in enumerate(zip(images, errors)):
-        axes = figure.add_subplot(rows, columns, i + 1)
-        picture = image.clamp(0, 1)
-        axes.imshow(picture[0] if picture.shape[0] == 1 else picture.permute(1, 2, 0), cmap="gray", vmin=0, vmax=1)
-        axes.set_title(f"true {error['true']}\nread {error['predicted']} {error['probability']:.2f}", fontsize=8)
-        axes.axis("off")
-    _save(figure, path)
-
-
 # ----- generative models ---------------------------------------------------------------------------
 
-def _reconstructions(model, datamodule, directory: Path, pictures: dict[str, str]) -> None:
+def _reconstructions(model, datamodule) -> Picture:
+    """The first test images, each followed by its reconstruction."""
     import torch
 
     from zoo.drawing import pair_grid
-    from zoo.infer import save_png
-
     from zoo.models.labels import label_kwargs
 
     datamodule.setup("test")
     x, labels = (t[:RECONSTRUCTIONS_SHOWN] for t in next(iter(datamodule.test_dataloader()))[:2])
     with torch.inference_mode():  # a class-conditional model reconstructs each image given its label
         y = model(x.to(model.device), **label_kwargs(model, labels)).cpu()
-    save_png(_enlarged(pair_grid(x, y)), directory / "reconstructions.png")
-    pictures["reconstructions.png"] = f"the first {len(x)} test images, each followed by its reconstruction"
+    return Picture("reconstructions.png", f"the first {len(x)} test images, each followed by its reconstruction",
+                   functools.partial(grid_picture, pair_grid(x, y)))
 
 
-def _samples(model, directory: Path, pictures: dict[str, str]) -> None:
+def _samples(model) -> Picture:
+    """Seeded samples: the same command draws the same picture; one row per class for a conditional model."""
     import torch
 
-    from zoo.drawing import image_grid
-    from zoo.infer import save_png
-
     from zoo.callbacks.images import class_grid
+    from zoo.drawing import image_grid
 
     generator = torch.Generator().manual_seed(PICTURE_SEED)
-    num_classes = model.hparams.get("num_classes")
-    if num_classes is not None:  # a class-conditional model: one row per class
+    if model.condition_classes is not None:
         per_class = 10
         grid = image_grid(class_grid(model, per_class, generator), nrow=per_class)
         caption = f"{per_class} generated images of each class, one row per class (seed {PICTURE_SEED})"
     else:
         grid = image_grid(model.sample(SAMPLES_SHOWN, generator=generator))
         caption = f"{SAMPLES_SHOWN} generated images (seed {PICTURE_SEED})"
-    save_png(_enlarged(grid), directory / "samples.png")
-    pictures["samples.png"] = caption
-
-
-def _enlarged(grid, factor: int = 2):
-    """A grid of 28-pixel images is small on a screen: each pixel becomes ``factor`` x ``factor``."""
-    return grid.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
-
-
-# ----- the page ------------------------------------------------------------------------------------
-
-STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 980px; margin: 2em auto; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.6em 0; } td, th { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
-th { text-align: left; background: #f6f6f6; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; } img { max-width: 100%; border: 1px solid #eee; }
-code { background: #f3f3f3; padding: 0 0.25em; border-radius: 3px; }
-"""
-
-
-def _page(report: dict[str, Any], directory: Path) -> str:
-    e = html.escape
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(report['weights'])} · report</title>",
-             f"<style>{STYLE}</style></head><body>",
-             f"<h1>{e(report['weights'])}</h1><p><code>{e(report['class_path'])}</code>, evaluated on the test split"
-             + (f" ({report['test_images']:,} images)" if "test_images" in report else "") + ".</p>",
-             "<h2>Metrics</h2>", _table(["metric", "value"], [[k, _number(v)] for k, v in sorted(report["metrics"].items())])]
-    if "top_k_accuracy" in report:
-        parts.append(_table(["top-k", "accuracy"], [[f"top-{k}", f"{100 * v:.2f} %"] for k, v in report["top_k_accuracy"].items()]))
-    if "per_class" in report:
-        parts += ["<h2>Per class</h2>", _table(
-            ["class", "precision", "recall", "F1", "test images"],
-            [[r["class"], f"{100 * r['precision']:.2f} %", f"{100 * r['recall']:.2f} %", f"{100 * r['f1']:.2f} %",
-              f"{r['support']:,}"] for r in report["per_class"]])]
-    if report["pictures"]:
-        parts.append("<h2>Pictures</h2>")
-    for file, caption in report["pictures"].items():
-        data = base64.b64encode((directory / file).read_bytes()).decode()
-        parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{e(caption)}'>"
-                     f"<figcaption>{e(caption)}</figcaption></figure>")
-    provenance = [[key, json.dumps(value) if isinstance(value, (dict, list)) else str(value)]
-                  for key, value in report["provenance"].items() if value is not None]
-    parts += ["<h2>Provenance</h2>", _table(["", ""], provenance, header=False, numeric=False), "</body></html>\n"]
-    return "\n".join(parts)
-
-
-def _table(columns: list[str], rows: list[list[str]], header: bool = True, numeric: bool = True) -> str:
-    """An HTML table; with ``numeric`` every column after the first is right-aligned."""
-    e = html.escape
-    head = "<tr>" + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>" if header else ""
-    cell = "<td class='n'>" if numeric else "<td>"
-    body = "".join("<tr><td>" + e(row[0]) + "</td>" + "".join(f"{cell}{e(v)}</td>" for v in row[1:]) + "</tr>"
-                   for row in rows)
-    return f"<table>{head}{body}</table>"
-
-
-def _number(value: float) -> str:
-    return f"{value:.6g}"
+    return Picture("samples.png", caption, functools.partial(grid_picture, grid))

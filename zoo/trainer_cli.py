@@ -7,7 +7,6 @@ subcommands, so that ``zoo list`` and ``zoo --help`` do not wait for Lightning t
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import json
@@ -31,11 +30,9 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
+from zoo.errors import CheckpointError, UsageError
 from zoo.models.base import ZooModule
-from zoo.models.gan import GAN, decoder_start
-from zoo.models.supervised import SupervisedModule
 from zoo.names import did_you_mean
-from zoo.pretrained import load_into, resolve_for, settings_from
 from zoo.recipes import RecipeNotFoundError, resolve_config
 from zoo.registry import datamodule_classes, list_datamodules, list_models, model_classes, registered_class
 
@@ -48,28 +45,22 @@ RUNS_DIR = "runs"  # default_root_dir when the user gives none
 CKPT_NAMES = ("last", "best", "hpc")  # not files: "last" the zoo resolves (ZooCLI.before_fit), the others Lightning
 
 
-class UsageError(RuntimeError):
-    """A command-line setting that cannot work; the message says what to do. Printed without a traceback."""
-
-
-class CheckpointError(UsageError):
-    """A checkpoint file cannot be read; nothing was loaded from it."""
-
-
-def check_checkpoint_file(ckpt_path) -> dict | None:
-    """Refuse a ``--ckpt_path`` that is missing, truncated or not a checkpoint, before anything runs.
+def check_checkpoint_file(ckpt_path, flag: str = "--ckpt_path") -> dict | None:
+    """Refuse a checkpoint that is missing, truncated or not a checkpoint, before anything runs.
 
     Returns the checkpoint (memory-mapped, read without unpickling objects); None for no path or a name
-    such as ``last``."""
+    such as ``last``. ``flag`` is the option the path was given with, as the error names it ("" for an
+    argument without one, as ``zoo evaluate`` takes it)."""
     if not ckpt_path or ckpt_path in CKPT_NAMES:
         return None
+    named = f"{flag} {ckpt_path}" if flag else str(ckpt_path)
     if not Path(ckpt_path).is_file():
-        raise CheckpointError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        raise CheckpointError(f"{named}: no such checkpoint file")
     try:
         return torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         raise CheckpointError(
-            f"--ckpt_path {ckpt_path} is truncated, corrupt or not a Lightning checkpoint ({err}). "
+            f"{named} is truncated, corrupt or not a Lightning checkpoint ({err}). "
             "Nothing was loaded; pass another checkpoint (e.g. best-*.ckpt or last.ckpt beside it)."
         ) from err
 
@@ -352,21 +343,10 @@ class ZooCLI(LightningCLI):
         module_name, _, name = str(config.model.class_path).rpartition(".")
         cls = getattr(importlib.import_module(module_name), name)
         init_args = config.model.init_args
-        hparams = init_args.as_dict()
-        if isinstance(cls, type) and issubclass(cls, GAN):
-            try:
-                settings, decoder, encoder = decoder_start(config.weights, hparams)
-            except ValueError as err:
-                raise UsageError(f"--weights {config.weights}: {err}") from err
-            start = functools.partial(GAN.start_generator, decoder=decoder, source=f"the decoder of {config.weights!r}",
-                                      encoder=encoder)
-        elif isinstance(cls, type) and issubclass(cls, SupervisedModule):
-            source = resolve_for(cls, config.weights, hparams)
-            settings = settings_from(source, hparams, cls.head_key, config.new_head)
-            start = lambda model: load_into(model.net, source, config.new_head)  # noqa: E731
-        else:
-            raise UsageError(f"--weights starts a classifier or regressor of the zoo, or a GAN from a VAE's decoder; "
-                             f"{name} is neither")
+        try:
+            settings, start = cls.weights_start(config.weights, init_args.as_dict(), config.new_head)
+        except ValueError as err:  # settings that do not fit the weights, or a model that starts from none
+            raise UsageError(f"--weights {config.weights}: {err}") from err
         for key, value in settings.items():
             init_args[key] = value
         return start

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.errors import WeightsError
 from zoo.names import did_you_mean
 from zoo.registry import model_classes
 from zoo.shipped import shipped_dir
@@ -26,10 +27,6 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 MANIFEST_FILE = "manifest.json"
-
-
-class WeightsError(RuntimeError):
-    """A weights file or its metadata cannot be used; the message says which and why."""
 
 
 def sha256_of(path: str | Path) -> str:

@@ -128,15 +128,15 @@ class ReconstructionImages(_ValidationImages):
 
 def class_grid(model, per_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Samples of a class-conditional model, one row per class: (num_classes * per_class, C, H, W)."""
-    labels = torch.arange(model.hparams.num_classes).repeat_interleave(per_class)
+    labels = torch.arange(model.condition_classes).repeat_interleave(per_class)
     return model.sample(len(labels), labels=labels, generator=generator)
 
 
 class SampleImages(ImageLogger):
     """Images from ``model.sample(n)`` with a fixed seed, so every epoch shows the same noise batch.
 
-    Works for any model with ``sample(n)`` (VAE, GAN). A class-conditional model (one with
-    ``hparams.num_classes``) gets a class-by-row grid instead: ``per_class`` samples of each class.
+    Works for any model that can sample (``can_sample``: a VAE, a GAN). A class-conditional model (one
+    with ``condition_classes``) gets a class-by-row grid instead: ``per_class`` samples of each class.
     The global random state is left untouched.
 
     Args:
@@ -156,7 +156,7 @@ class SampleImages(ImageLogger):
 
     def make_image(self, trainer, pl_module):
         generator = torch.Generator().manual_seed(self.seed)
-        if pl_module.hparams.get("num_classes") is not None:
+        if pl_module.condition_classes is not None:
             return image_grid(class_grid(pl_module, self.per_class, generator), nrow=self.per_class)
         return image_grid(pl_module.sample(self.num_samples, generator=generator))
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from zoo.errors import ZooError
 
-class NonFiniteLossError(FloatingPointError):
+
+class NonFiniteLossError(ZooError, FloatingPointError):
     """Training produced a NaN/Inf loss; the message names the step and the last good checkpoint."""
 
 

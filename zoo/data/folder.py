@@ -18,11 +18,12 @@ import torch
 
 from zoo.data.base import InMemoryDataModule, TensorBatchDataset
 from zoo.data.framing import Framing, frame_image
+from zoo.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(DataError):
     """The image folder cannot be used; the message names the folder or file and the fix."""
 
 

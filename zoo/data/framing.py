@@ -35,11 +35,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from zoo.errors import UsageError
+
 PLAIN = "plain"  # no framing: the image is resized and centre-cropped as it is (zoo.data.folder.read_image)
 AUTO = "auto"  # what the weights' input_framing says
 
 
-class FramingError(ValueError):
+class FramingError(UsageError):
     """A framing or preprocessing name that is not known; the message lists the known ones."""
 
 

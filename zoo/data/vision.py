@@ -10,9 +10,10 @@ import torch
 from torch.nn import functional as F
 
 from zoo.data.base import DATA_DIR_ENV, InMemoryDataModule
+from zoo.errors import DataError
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(DataError, FileNotFoundError):
     """The dataset's files are not under the data root and could not be downloaded.
 
     Args:

@@ -97,7 +97,7 @@ class ZooModule(L.LightningModule):
         length, ``"noise"`` (N, latent) or ``"features"`` (N, ...) of real values."""
         if any(d is None for d in self.input_shape):
             return "sequences"
-        if len(self.input_shape) == 3 and self.input_range == (0.0, 1.0):
+        if len(self.input_shape) == 3:
             return "images"
         return "features"
 
