@@ -142,3 +142,44 @@ def test_the_console_script_applies_the_settings_before_the_command(monkeypatch)
     with pytest.raises(SystemExit) as exit_:
         zoo.cli.console_main()
     assert exit_.value.code == 0 and calls == ["exit handler", "settings", "main"]
+
+
+def test_a_download_times_out_on_its_own_connection_and_leaves_the_socket_default_alone(tmp_path, monkeypatch):
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from zoo import pretrained
+
+    release, seen = threading.Event(), []
+
+    class Server(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(socket.getdefaulttimeout())  # what a connection another thread opens now would get
+            if self.path == "/stalls.pth":
+                release.wait(10)  # a server that accepts and never answers
+                return
+            body = b"weights"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, default = f"http://127.0.0.1:{server.server_port}", socket.getdefaulttimeout()
+    monkeypatch.setattr(pretrained, "DOWNLOAD_TIMEOUT_S", 0.5)
+    try:
+        pretrained._download(f"{url}/good.pth", tmp_path / "cache" / "good.pth")
+        assert (tmp_path / "cache" / "good.pth").read_bytes() == b"weights"
+        with pytest.raises(TimeoutError):
+            pretrained._download(f"{url}/stalls.pth", tmp_path / "cache" / "stalls.pth")
+        assert seen == [default, default]  # other threads' connections kept their timeout during the downloads
+        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["good.pth"]  # no partial file left
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
