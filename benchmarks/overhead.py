@@ -33,7 +33,7 @@ from torch.nn import functional as F
 import zoo
 import zoo.malloc
 from benchmarks.common import alternate, machine, median, table
-from zoo._cuda_check import NVML_CHECK, nvml_loadable
+from zoo._cuda_check import NVML_CHECK, drop_unusable_nvml_check, nvml_loadable
 
 BARE_NVML = "bare LightningModule, NVML check on"
 
@@ -42,8 +42,9 @@ BARE_NVML = "bare LightningModule, NVML check on"
 def nvml_check(value: str | None):
     """Run with ``PYTORCH_NVML_BASED_CUDA_CHECK`` set to ``value`` (None: unset), then restore it.
 
-    Importing Lightning sets it to 1; importing the zoo's models unsets it again where NVML cannot be
-    loaded (see zoo._cuda_check). A hand-written loop in its own process never has it.
+    Importing Lightning sets it to 1; the zoo command unsets it for its training runs where NVML cannot
+    be loaded, and so does this benchmark (see zoo._cuda_check). A hand-written loop in its own process
+    never has it.
     """
     saved = os.environ.pop(NVML_CHECK, None)
     if value is not None:
@@ -136,6 +137,7 @@ def main() -> None:
     parser.add_argument("--step_cost_steps", type=int, default=400, help="steps per run in the batch-2 table")
     args = parser.parse_args()
     kept = zoo.malloc.keep_freed_memory()
+    drop_unusable_nvml_check()  # as the zoo command does for its training runs (zoo.runtime.nvml_check_dropped)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available: ..." per fit
     torch.manual_seed(0)

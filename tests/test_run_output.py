@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import zoo
 from tests.fakes import RandomImages
 from zoo.callbacks import LayerSummary, ProgressBar, default_callbacks, measure_layers
-from zoo.cli import quiet_programmer_messages
+from zoo.runtime import quiet_programmer_messages
 
 pytestmark = pytest.mark.compat  # Lightning's summary and progress-bar callbacks
 

@@ -277,10 +277,13 @@ def test_kept_freed_memory_ends_the_page_faults_of_each_step():
 
 def test_the_zoo_command_keeps_freed_memory(monkeypatch, capsys):
     import zoo.cli
+    import zoo.runtime
 
     calls = []
-    monkeypatch.setattr(zoo.cli, "keep_freed_memory", lambda: calls.append(1))
-    assert zoo.cli.main(["list"]) == 0
+    monkeypatch.setattr(zoo.runtime, "keep_freed_memory", lambda: calls.append(1))
+    zoo.runtime.apply_console_settings()  # what the console script applies (tests/test_runtime.py)
+    assert calls == [1]
+    assert zoo.cli.main(["list"]) == 0  # main, as Python calls it, leaves malloc as it is
     assert calls == [1]
 
 

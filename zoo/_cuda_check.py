@@ -5,7 +5,9 @@ asks NVML for the device count instead of initialising CUDA (which would break C
 forked later). Where NVML's library is missing, as on machines without an NVIDIA driver, torch
 tries to load it on every call, fails, and falls back to the CUDA runtime: the same answer as
 without the variable, only slower. Adam and AdamW ask once per ``step()``; ``python -m
-benchmarks.overhead`` measures what that costs a training step (its "NVML check on" row).
+benchmarks.overhead`` measures what that costs a training step (its "NVML check on" row). The ``zoo``
+command drops the variable for its training runs (:func:`zoo.runtime.nvml_check_dropped`); importing
+the zoo leaves it as Lightning set it.
 """
 
 from __future__ import annotations

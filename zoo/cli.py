@@ -22,11 +22,10 @@ import logging
 import os
 import re
 import sys
-import warnings
 from pathlib import Path
 
-from zoo.malloc import keep_freed_memory
 from zoo.names import did_you_mean
+from zoo.runtime import apply_console_settings, nvml_check_dropped
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """\
@@ -323,41 +322,14 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
-# Lines Lightning prints for programmers on every run; a user of the zoo command has nothing to do about them.
-PROGRAMMER_LOG_LINES = {
-    # an advertisement for another logger; the absence of accelerators the machine does not have
-    # and Lightning's note that zoo.callbacks.LayerSummary replaces its summary, as it should
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available: False", "TPU available: False",
-                                              "Trainer already configured with model summary"),
-    "lightning.pytorch.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
-}
-PROGRAMMER_WARNINGS = (
-    r".*isinstance\(treespec, LeafSpec\)",  # Lightning's own use of a deprecated torch API
-    # The frozen batch norms of a fine-tuning strategy (zoo.finetune): in eval mode by design.
-    r"Found \d+ module\(s\) in eval mode at the start of training",
-    r"No seed found, seed set to 0",  # said again by the "Seed set to 0" line that follows it
-    # DDP's gradient buckets are laid out for contiguous gradients; conv weights' gradients (channels-last
-    # ones above all) have other strides, which costs one copy per step and nothing a user can change.
-    r"Grad strides do not match bucket view strides",
-)
-
-
-def quiet_programmer_messages() -> None:
-    """Keep the lines meant for programmers, not users, out of the zoo command's output."""
-    for name, prefixes in PROGRAMMER_LOG_LINES.items():
-        logging.getLogger(name).addFilter(lambda record, prefixes=prefixes: not str(record.msg).startswith(prefixes))
-    for message in PROGRAMMER_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``zoo`` command with ``argv`` (default: the process's arguments); returns its exit status."""
+    """Run the ``zoo`` command with ``argv`` (default: the process's arguments); returns its exit status.
+
+    It leaves the process's settings as they were: the console script applies the command's own
+    (:func:`zoo.runtime.apply_console_settings`) before it calls this.
+    """
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    keep_freed_memory()  # this process is the zoo's: no page faults for memory freed by each step (zoo.malloc)
-    # In-memory datasets need no worker processes; Lightning's hint about workers does not apply.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    quiet_programmer_messages()
     if argv[:1] == ["list"]:
         return _list(argv[1:])
     if argv[:1] == ["recipes"]:
@@ -393,7 +365,8 @@ def _train(argv: list[str], from_command_line: bool) -> int:
             # LightningCLI reads sys.argv itself when given no args (and warns if it is given both); DDP's
             # launcher starts the other processes with sys.argv, which then names the resolved files too.
             sys.argv[1:] = resolved
-        ZooCLI(args=None if from_command_line else resolved, command_line=argv)
+        with nvml_check_dropped():  # Lightning's check, slow without NVML, set when trainer_cli imported it
+            ZooCLI(args=None if from_command_line else resolved, command_line=argv)
     except DatasetNotFoundError as err:
         return usage_error(command, missing_data_message(err, "--data.init_args.data_dir DIR"))
     except NonFiniteLossError as err:  # the message says what happened and what to try; no traceback needed
@@ -405,7 +378,8 @@ def _train(argv: list[str], from_command_line: bool) -> int:
 
 
 def console_main() -> None:
-    """The ``zoo`` console script: :func:`main`, then an exit that skips Python's teardown of its modules.
+    """The ``zoo`` console script: the command's process settings (:mod:`zoo.runtime`), :func:`main`,
+    then an exit that skips Python's teardown of its modules.
 
     With Lightning, torch and their dependencies loaded (over 3,000 modules), the interpreter's
     teardown takes about a second, which a user would wait for after the results are printed
@@ -416,6 +390,7 @@ def console_main() -> None:
     """
     status = [1]  # the exit status os._exit reports: 1 if an exception escapes main
     atexit.register(_exit_now, status)  # registered before anything else, so it runs after all other handlers
+    apply_console_settings()
     try:
         status[0] = main()
     except SystemExit as exit_:  # argparse and LightningCLI exit this way (--help, bad arguments)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import shutil
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.request import Request, urlopen
 
 import torch
 from torch import nn
@@ -75,14 +76,22 @@ def _torchvision_enum(arch: str, name: str):
     return enum[name]
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+def _download(url: str, path: Path) -> None:
+    """Download ``url`` to ``path`` through a partial file, so that an interrupted download leaves no file.
+
+    The timeout is the connection's own (torch.hub's download has none, and the process's socket
+    default would apply to every other thread too).
+    """
+    print(f'Downloading: "{url}" to {path}')  # what torch.hub prints when it downloads
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        yield
+        with urlopen(Request(url, headers={"User-Agent": "torch.hub"}), timeout=DOWNLOAD_TIMEOUT_S) as response:
+            with partial.open("wb") as file:
+                shutil.copyfileobj(response, file)
+        partial.replace(path)
     finally:
-        socket.setdefaulttimeout(previous)
+        partial.unlink(missing_ok=True)
 
 
 def _load_torchvision(weights) -> dict[str, torch.Tensor]:
@@ -90,10 +99,11 @@ def _load_torchvision(weights) -> dict[str, torch.Tensor]:
     hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
     cached = hub_dir / Path(weights.url).name
     try:
+        if not cached.exists():
+            _download(weights.url, cached)
         # weights_only=True: the state dict is read without unpickling arbitrary objects.
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=False,
-                                                      check_hash=False, weights_only=True)
+        return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=False,
+                                                  check_hash=False, weights_only=True)
     except Exception as err:  # noqa: BLE001 - network, HTTP and file errors all need the same advice
         raise WeightsError(
             f"could not get torchvision's {weights} weights: {type(err).__name__}: {err}. They are read from "

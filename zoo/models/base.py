@@ -11,11 +11,8 @@ import lightning as L
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from zoo._cuda_check import drop_unusable_nvml_check
 from zoo.errors import UsageError
 from zoo.optim import build_optimizer, build_scheduler
-
-drop_unusable_nvml_check()  # set by the lightning import above; see zoo._cuda_check
 
 
 def compute_and_reset(metric: Metric | MetricCollection) -> Any:
