@@ -7,6 +7,7 @@ lives here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Literal
 
@@ -18,6 +19,7 @@ from torch.nn import functional as F
 from zoo.data.framing import check_framing_name
 from zoo.finetune import FineTuning
 from zoo.models.base import ZooModule, compute_and_reset
+from zoo.nets.checks import check_image_channels
 from zoo.nets.layers import InputAdapter
 from zoo.optim import check_optim_args
 
@@ -131,6 +133,25 @@ class SupervisedModule(ZooModule):
         """Install the architecture's net and apply the fine-tuning strategy to its backbone."""
         self.net = net
         self.finetuning.attach(net)
+
+    def build_net(self, net_class: type[nn.Module], **derived) -> None:
+        """Install a ``net_class`` built from this model's hyperparameters (see :meth:`set_net`).
+
+        Each argument is declared once: its default, type and doc in the model's signature (what
+        ``--help``, checkpoints and weights show), its check in the net. So every argument of the net
+        takes the model's hyperparameter of the same name, except ``derived``: the values the model
+        works out itself, such as its number of outputs or the channels its input adapter gives the net.
+        """
+        names = [name for name in inspect.signature(net_class).parameters if name not in derived]
+        undeclared = [name for name in names if name not in self.hparams]
+        if undeclared:
+            raise TypeError(f"{net_class.__name__} takes {', '.join(undeclared)}, which {type(self).__name__} "
+                            "neither declares nor derives")
+        self.set_net(net_class(**{name: self.hparams[name] for name in names}, **derived))
+
+    def take_images(self, in_channels: int, image_size: int) -> None:
+        """Inputs are square grayscale or RGB images, (N, in_channels, image_size, image_size)."""
+        self.input_shape = (check_image_channels(in_channels), image_size, image_size)
 
     def adapt_inputs(self, net_channels: int, image_size: int, resize_to: int | None, min_size: int) -> None:
         """Make data inputs fit a net that takes ``net_channels`` channels and at least ``min_size`` pixels.
