@@ -116,7 +116,6 @@ class SupervisedModule(ZooModule):
         self._epoch_inputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # see score_at_epoch_end
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes
-        self.class_names: list[str] | None = None
         if class_names is not None:
             self.name_classes(class_names)
         if task != "regression":
@@ -172,19 +171,12 @@ class SupervisedModule(ZooModule):
         self.input_adapter = InputAdapter(net_channels, resize_to)
 
     @property
-    def class_count(self) -> int:
-        """How many classes the outputs stand for: two for a binary classifier's one logit, else one per output."""
-        return 2 if self.task == "binary" else self.num_outputs
-
-    def name_classes(self, names: Sequence[str]) -> None:
-        """Set :attr:`class_names` (and the hyperparameter, so checkpoints and saved weights keep them)."""
+    def class_count(self) -> int | None:
+        """How many classes the outputs stand for: two for a binary classifier's one logit, else one per
+        output; None for a regressor."""
         if self.task == "regression":
-            raise ValueError("a regression model has no classes to name")
-        names = [str(name) for name in names]
-        if len(names) != self.class_count:
-            raise ValueError(f"class_names must name each of the {self.class_count} classes, got {len(names)} names")
-        self.class_names = names
-        self.hparams["class_names"] = list(names)
+            return None
+        return 2 if self.task == "binary" else self.num_outputs
 
     @property
     def input_framing(self) -> str | None:
@@ -192,14 +184,10 @@ class SupervisedModule(ZooModule):
         return self.hparams.get("input_framing")
 
     def setup(self, stage: str) -> None:
-        # Unnamed classes take the DataModule's names (MNIST's digits, an image folder's sub-folders),
-        # and an unknown framing the DataModule's (MNIST's 20x20 box), so that every checkpoint and
-        # published weight says what its outputs mean and what its inputs look like.
-        datamodule = self.trainer.datamodule
-        names = tuple(getattr(datamodule, "class_names", None) or ())
-        if self.class_names is None and self.task != "regression" and len(names) == self.class_count:
-            self.name_classes(names)
-        framing = getattr(datamodule, "framing", None)
+        # An unknown framing takes the DataModule's (MNIST's 20x20 box), so that every checkpoint and
+        # published weight says what its inputs look like (and, see ZooModule, what its classes are).
+        super().setup(stage)
+        framing = getattr(self.trainer.datamodule, "framing", None)
         if self.input_framing is None and framing is not None:
             check_framing_name(framing)
             self.hparams["input_framing"] = framing
