@@ -11,8 +11,6 @@ from safetensors.torch import save_file
 import zoo
 from zoo.evaluate import evaluate_pretrained
 from zoo.pretrained import IMAGENET_MEAN, IMAGENET_STD
-from zoo.nets.alexnet import AlexNetNet
-from zoo.nets.vgg import VGGNet
 from zoo.weights import WeightsError, read_manifest
 
 VGG_NAMES = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
@@ -30,10 +28,7 @@ def _shapes(module):
 def test_state_dict_layout_equals_torchvision(name):
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         theirs = getattr(torchvision.models, name)()
-        if name == "alexnet":
-            ours = AlexNetNet()
-        else:
-            ours = VGGNet(int(name[3:5]), name.endswith("_bn"))
+        ours = zoo.create_model(name, num_classes=1000).net  # the model's defaults are the paper's layout
     assert _shapes(ours) == _shapes(theirs)
 
 

@@ -158,3 +158,45 @@ def test_images_outside_unit_range_are_refused(model, scale, message):
 def test_regression_inputs_are_not_range_checked():
     model = zoo.create_model("mlp", task="regression", num_classes=1, input_shape=[1])
     assert model(torch.tensor([[-3.0], [250.0]])).shape == (2, 1)
+
+
+def test_a_net_takes_the_models_hyperparameters_of_the_same_names():
+    from zoo.nets.mlp import MLPNet
+
+    class Declared(SupervisedModule):
+        def __init__(self, hidden_sizes=(7,), activation="tanh", dropout=0.0, batch_norm=False, init="xavier", **kwargs):
+            super().__init__(**kwargs)
+            self.build_net(MLPNet, in_features=3, out_features=self.num_outputs)
+
+    net = Declared(num_classes=4).net
+    assert [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)] == [7, 4]
+    assert isinstance(net.features[2], torch.nn.Tanh)
+
+    class Undeclared(SupervisedModule):
+        def __init__(self, hidden_sizes=(7,), **kwargs):
+            super().__init__(**kwargs)
+            self.build_net(MLPNet, in_features=3, out_features=self.num_outputs)
+
+    with pytest.raises(TypeError, match="MLPNet takes activation, dropout, batch_norm, init, which Undeclared "
+                                        "neither declares nor derives"):
+        Undeclared()
+
+
+def test_the_nets_of_the_models_leave_the_defaults_to_the_model():
+    # Declared once: a default in the net too could drift from the model's (what --help and weights show).
+    import inspect
+
+    from zoo.nets.alexnet import AlexNetNet
+    from zoo.nets.lenet import LeNet5Net
+    from zoo.nets.rnn import RNNNet
+    from zoo.nets.vgg import VGGNet
+
+    for net_class in (LeNet5Net, VGGNet, AlexNetNet, RNNNet):
+        defaults = [p.name for p in inspect.signature(net_class).parameters.values() if p.default is not p.empty]
+        assert defaults == [], net_class
+
+
+@pytest.mark.parametrize("name, hparams", [("lenet5", {}), ("alexnet_small", {}), ("vgg11", dict(width_divisor=16))])
+def test_image_channels_are_checked_the_same_way_by_every_image_classifier(name, hparams):
+    with pytest.raises(ValueError, match="in_channels must be 1 or 3, got 2"):
+        zoo.create_model(name, in_channels=2, **hparams)

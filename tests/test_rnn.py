@@ -25,7 +25,8 @@ CELLS = ["rnn", "gru", "lstm"]
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_each_cell_gives_shapes_and_gradients(cell, bidirectional):
     torch.manual_seed(0)
-    net = RNNNet(input_size=3, out_features=5, cell=cell, hidden_size=6, num_layers=2, bidirectional=bidirectional)
+    net = RNNNet(input_size=3, out_features=5, cell=cell, hidden_size=6, num_layers=2, bidirectional=bidirectional,
+                 dropout=0.0, pooling="last")
     x = torch.randn(4, 7, 3, requires_grad=True)
     features = net.forward_features(x)
     assert features.shape == (4, 6 * (2 if bidirectional else 1)) == (4, net.num_features)

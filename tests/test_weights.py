@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import zoo
+from tests.fakes import RandomImages, quiet_trainer
 from zoo.evaluate import evaluate_pretrained
 from zoo.recipes import list_recipes
 from zoo.weights import WeightsError, load_pretrained, read_manifest, sha256_of, shipped_weights_dir
@@ -175,3 +176,20 @@ def test_unnamed_classes_take_the_datamodules_names_into_checkpoints_and_saved_w
     assert named.class_names == list("abcdefghij")  # names given by the user are kept
     with pytest.raises(ValueError, match="class_names must name each of the 10 classes, got 3 names"):
         model.name_classes(["a", "b", "c"])
+
+
+class NamedImages(RandomImages):
+    class_names = tuple("abcdefghij")
+
+
+@pytest.mark.parametrize("name, hparams, named", [
+    ("lenet5", {}, True),
+    ("mlp", dict(task="regression", num_classes=1), False),  # a regressor has no classes
+    ("vae", dict(latent_size=4, hidden_sizes=[16], num_classes=10), True),  # the classes it draws
+    ("vae", dict(latent_size=4, hidden_sizes=[16]), False),  # unconditional
+])
+def test_every_family_takes_the_datamodules_class_names_the_same_way(tmp_path, name, hparams, named):
+    model = zoo.create_model(name, **hparams)
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, datamodule=NamedImages())
+    expected = list("abcdefghij") if named else None
+    assert model.class_names == expected and model.hparams.get("class_names") == expected

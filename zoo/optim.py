@@ -6,7 +6,16 @@ from collections.abc import Iterable
 
 import torch
 
-OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw", "rmsprop", "adagrad")
+# name -> (optimiser class, whether it takes ``momentum``)
+_OPTIMIZER_CLASSES: dict[str, tuple[type[torch.optim.Optimizer], bool]] = {
+    "sgd": (torch.optim.SGD, False),
+    "sgd_momentum": (torch.optim.SGD, True),
+    "adam": (torch.optim.Adam, False),
+    "adamw": (torch.optim.AdamW, False),
+    "rmsprop": (torch.optim.RMSprop, True),
+    "adagrad": (torch.optim.Adagrad, False),
+}
+OPTIMIZERS = tuple(_OPTIMIZER_CLASSES)
 SCHEDULERS = ("none", "cosine", "onecycle", "step")
 
 
@@ -32,19 +41,11 @@ def build_optimizer(
     momentum: float = 0.9,
 ) -> torch.optim.Optimizer:
     """Build an optimizer by name. ``weight_decay`` is the L2 penalty (decoupled for adamw)."""
-    if optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if optimizer == "sgd_momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    if optimizer not in _OPTIMIZER_CLASSES:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    optimizer_class, takes_momentum = _OPTIMIZER_CLASSES[optimizer]
+    extra = {"momentum": momentum} if takes_momentum else {}
+    return optimizer_class(params, lr=lr, weight_decay=weight_decay, **extra)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, scheduler: str, total_steps: int) -> dict | None:

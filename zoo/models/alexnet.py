@@ -40,14 +40,11 @@ class AlexNet(SupervisedModule):
         num_classes: int | None = None,
         **kwargs,
     ) -> None:
-        if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
         super().__init__(num_classes=10 if num_classes is None else num_classes, **kwargs)
-        cfg = SMALL if small else IMAGENET
+        self.take_images(in_channels, image_size)
         net_channels = in_channels if small else 3
-        self.input_shape = (in_channels, image_size, image_size)
-        self.adapt_inputs(net_channels, image_size, resize_to, cfg.min_size)
-        self.set_net(AlexNetNet(self.num_outputs, net_channels, small, dropout, hidden_size))
+        self.adapt_inputs(net_channels, image_size, resize_to, (SMALL if small else IMAGENET).min_size)
+        self.build_net(AlexNetNet, num_classes=self.num_outputs, in_channels=net_channels)  # checked there
 
     @classmethod
     def torchvision_arch(cls, hparams: dict) -> str | None:

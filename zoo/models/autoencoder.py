@@ -19,7 +19,7 @@ import torchmetrics
 from torch.nn import functional as F
 
 from zoo.models.base import ZooModule
-from zoo.models.labels import adopt_class_names, batch_labels, check_class_names, check_labels, class_labels
+from zoo.models.labels import batch_labels, check_class_names, check_labels, class_labels
 from zoo.nets.autoencoder import AutoencoderNet
 from zoo.optim import check_optim_args
 from zoo.quality import SampleQualityLogging
@@ -504,9 +504,6 @@ class VAE(SampleQualityLogging, ReconstructionModule):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The reconstruction of ``x`` in [0, 1] (a conditional VAE also needs the ``labels`` of ``x``)."""
         return self.decode(self.point_code(x, labels), labels)
-
-    def setup(self, stage: str) -> None:
-        adopt_class_names(self)
 
     @torch.no_grad()
     def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -104,6 +104,33 @@ class ZooModule(L.LightningModule):
         (the conditional VAE and GAN); None for a model that takes no labels."""
         return None
 
+    # ----- class names: said once, kept with the weights -----------------------------------------
+
+    #: the name of each class, in order (None: unnamed); kept with checkpoints and weights
+    class_names: list[str] | None = None
+
+    @property
+    def class_count(self) -> int | None:
+        """How many classes :attr:`class_names` names: by default those a conditional model takes (None: none)."""
+        return self.condition_classes
+
+    def name_classes(self, names: Sequence[str]) -> None:
+        """Set :attr:`class_names` (and the hyperparameter, so checkpoints and saved weights keep them)."""
+        if self.class_count is None:
+            raise UsageError(f"{type(self).__name__} has no classes to name")
+        names = [str(name) for name in names]
+        if len(names) != self.class_count:
+            raise UsageError(f"class_names must name each of the {self.class_count} classes, got {len(names)} names")
+        self.class_names = names
+        self.hparams["class_names"] = list(names)
+
+    def setup(self, stage: str) -> None:
+        # Unnamed classes take the DataModule's names (MNIST's digits, an image folder's sub-folders),
+        # so that every checkpoint and published weight says what its classes mean.
+        names = getattr(self.trainer.datamodule, "class_names", None) or ()
+        if self.class_names is None and self.class_count is not None and len(names) == self.class_count:
+            self.name_classes(names)
+
     def sample(self, n: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` new images (for a model whose :attr:`can_sample` is True)."""
         raise UsageError(f"{type(self).__name__} does not draw samples: it maps its input to {self.gives}")

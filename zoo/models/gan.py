@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from zoo.models.base import WeightedMean, ZooModule, compute_and_reset
-from zoo.models.labels import adopt_class_names, batch_labels, check_class_names, check_labels, class_labels
+from zoo.models.labels import batch_labels, check_class_names, check_labels, class_labels
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
 from zoo.quality import SampleQuality, SampleQualityLogging
@@ -308,9 +308,6 @@ class GAN(SampleQualityLogging, ZooModule):
         A conditional GAN draws classes 0, 1, ... in turn."""
         classes = class_labels(None, len(self.fixed_noise), self.hparams.num_classes, None, type(self).__name__)
         return self._generate(self._mixture(self.fixed_noise, self.fixed_choice), classes)
-
-    def setup(self, stage: str) -> None:
-        adopt_class_names(self)
 
     # ----- training -------------------------------------------------------------------------------
 

@@ -20,15 +20,6 @@ def check_class_names(num_classes: int | None, class_names: Sequence[str] | None
         raise ValueError(f"class_names must name each of the num_classes={num_classes} classes, got {list(class_names)}")
 
 
-def adopt_class_names(model) -> None:
-    """Give an unnamed conditional model its DataModule's class names, so its weights say what they mean."""
-    num_classes = model.hparams.get("num_classes")
-    names = tuple(getattr(model.trainer.datamodule, "class_names", None) or ())
-    if num_classes is not None and model.class_names is None and len(names) == num_classes:
-        model.class_names = [str(name) for name in names]
-        model.hparams["class_names"] = list(model.class_names)
-
-
 def class_labels(labels, n: int, num_classes: int | None, class_names: Sequence[str] | None, model: str) -> torch.Tensor | None:
     """The class index of each of ``n`` samples, (n,) long, from what a user passed as ``labels``.
 

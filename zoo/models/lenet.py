@@ -32,7 +32,5 @@ class LeNet5(SupervisedModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
-        self.input_shape = (in_channels, image_size, image_size)
-        self.set_net(LeNet5Net(self.hparams.num_classes, in_channels, image_size, activation, pool, dropout))
+        self.take_images(in_channels, image_size)
+        self.build_net(LeNet5Net, num_classes=self.num_outputs)  # from the arguments above, checked there

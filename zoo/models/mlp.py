@@ -35,19 +35,8 @@ class MLP(SupervisedModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if any(int(h) < 1 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
         self.input_shape = tuple(int(d) for d in input_shape)
         if len(self.input_shape) == 3:  # (C, H, W): an image, so values must be in [0, 1]
             self.input_range = (0.0, 1.0)
-        self.set_net(MLPNet(
-            in_features=math.prod(self.input_shape),
-            hidden_sizes=[int(h) for h in hidden_sizes],
-            out_features=self.num_outputs,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            init=init,
-        ))
+        # The layers from the arguments above, checked there.
+        self.build_net(MLPNet, in_features=math.prod(self.input_shape), out_features=self.num_outputs)

@@ -21,23 +21,37 @@ from zoo.nets.rnn import RNNNet
 class RecurrentModule(SupervisedModule):
     """What the recurrent models share: the input contract, normalisation, ``lengths`` and the net.
 
-    A subclass declares the recurrent settings as its own arguments (``input_shape`` and those of
-    :class:`~zoo.nets.rnn.RNNNet`: ``cell``, ``hidden_size``, ``num_layers``, ``bidirectional``,
-    ``dropout``, ``pooling``, with its defaults) and passes the rest on; ``save_hyperparameters``
-    records a subclass's arguments, and the net is built from those records.
+    ``mean``/``std`` hold one value per image channel, or per feature for sequences. The arguments
+    after ``input_shape`` are those of :class:`~zoo.nets.rnn.RNNNet`, which checks them.
 
-    ``input_shape`` is one sample's shape: ``[T, F]`` for sequences (``T`` may be ``None``: any
-    length) or ``[C, H, W]`` for images, read row by row. ``mean``/``std`` hold one value per image
-    channel, or per feature for sequences.
+    Args:
+        input_shape: one sample's shape: ``[T, F]`` sequences (``T`` may be null: any length) or
+            ``[C, H, W]`` images read row by row.
+        cell: ``rnn``, ``gru`` or ``lstm``.
+        hidden_size: units per direction and layer.
+        num_layers: stacked recurrent layers.
+        bidirectional: read the sequence in both directions.
+        dropout: between stacked layers and before the classifier.
+        pooling: ``last`` state or ``mean`` over valid steps.
+        **kwargs: see :class:`~zoo.models.supervised.SupervisedModule` (``num_classes``, ``lr`` ...).
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int | None] = (1, 28, 28),
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pooling: str = "last",
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
-        hp = self.hparams
-        shape = tuple(None if d is None else int(d) for d in hp.input_shape)
+        shape = tuple(None if d is None else int(d) for d in input_shape)
         if len(shape) not in (2, 3) or any(d is not None and d < 1 for d in shape) or None in shape[1:]:
             raise ValueError(f"input_shape must be [T, F] (T may be null) or [C, H, W] with positive sizes, "
-                             f"got {list(hp.input_shape)}")
+                             f"got {list(input_shape)}")
         self.input_shape = shape
         self.is_image = len(shape) == 3
         channels_or_features = shape[0] if self.is_image else shape[1]
@@ -46,9 +60,7 @@ class RecurrentModule(SupervisedModule):
             raise ValueError(f"mean/std need one value per input {what} ({channels_or_features}), "
                              f"got {len(self.input_mean)}")
         input_size = shape[0] * shape[2] if self.is_image else shape[1]
-        self.set_net(RNNNet(input_size, self.num_outputs, cell=hp.cell, hidden_size=hp.hidden_size,
-                            num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
-                            pooling=hp.pooling))
+        self.build_net(RNNNet, input_size=input_size, out_features=self.num_outputs)
 
     def to_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised (N, T, F) sequence of a validated input."""
@@ -74,32 +86,10 @@ class RecurrentModule(SupervisedModule):
 class LSTMClassifier(RecurrentModule):
     """A recurrent sequence classifier (RNN, GRU or LSTM cells).
 
-    Exploding gradients are the classic failure of recurrent training (Pascanu, Mikolov & Bengio
-    2013); the recipes clip the gradient norm with ``trainer.gradient_clip_val``.
-
-    Args:
-        input_shape: ``[T, F]`` sequences (``T`` may be null) or ``[C, H, W]`` images read row by row.
-        cell: ``rnn``, ``gru`` or ``lstm``.
-        hidden_size: units per direction and layer.
-        num_layers: stacked recurrent layers.
-        bidirectional: read the sequence in both directions.
-        dropout: between stacked layers and before the classifier.
-        pooling: ``last`` state or ``mean`` over valid steps.
-        **kwargs: see :class:`~zoo.models.supervised.SupervisedModule` (``num_classes``, ``lr`` ...).
+    It takes the arguments of :class:`RecurrentModule`. Exploding gradients are the classic failure
+    of recurrent training (Pascanu, Mikolov & Bengio 2013); the recipes clip the gradient norm with
+    ``trainer.gradient_clip_val``.
     """
-
-    def __init__(
-        self,
-        input_shape: Sequence[int | None] = (1, 28, 28),
-        cell: str = "lstm",
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: str = "last",
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)  # the net is built from these arguments: see RecurrentModule
 
 
 def _naive_metrics() -> torchmetrics.MetricCollection:
@@ -118,23 +108,15 @@ class LSTMForecaster(RecurrentModule):
     Args:
         horizon: number of future values predicted.
         input_shape: ``[T, F]``: window length (``None``: any) and features per step.
-        cell, hidden_size, num_layers, bidirectional, dropout, pooling: as in :class:`LSTMClassifier`.
-        **kwargs: optimiser settings of :class:`~zoo.models.supervised.SupervisedModule`;
-            ``regression_loss`` picks ``mse`` or ``mae`` training loss.
+        hidden_size: units per direction and layer.
+        **kwargs: ``cell``, ``num_layers``, ``bidirectional``, ``dropout`` and ``pooling`` of
+            :class:`RecurrentModule`, and the optimiser settings of
+            :class:`~zoo.models.supervised.SupervisedModule`; ``regression_loss`` picks ``mse`` or
+            ``mae`` training loss.
     """
 
-    def __init__(
-        self,
-        horizon: int = 1,
-        input_shape: Sequence[int | None] = (None, 1),
-        cell: str = "lstm",
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: str = "last",
-        **kwargs,
-    ) -> None:
+    def __init__(self, horizon: int = 1, input_shape: Sequence[int | None] = (None, 1), hidden_size: int = 64,
+                 **kwargs) -> None:
         if int(horizon) < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         # Rebuilding from saved hyperparameters passes task/num_classes back in; they must agree.
@@ -144,7 +126,7 @@ class LSTMForecaster(RecurrentModule):
                              f"got task={task!r}, num_classes={num_classes}")
         if len(input_shape) != 2:
             raise ValueError(f"input_shape must be [T, F] for a forecaster, got {list(input_shape)}")
-        super().__init__(task="regression", num_classes=int(horizon), **kwargs)  # see RecurrentModule
+        super().__init__(input_shape, hidden_size=hidden_size, task="regression", num_classes=int(horizon), **kwargs)
         self.horizon = int(horizon)
         self.train_naive, self.val_naive, self.test_naive = (_naive_metrics().clone(prefix=f"{s}/")
                                                              for s in ("train", "val", "test"))

@@ -7,6 +7,7 @@ lives here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Literal
 
@@ -18,6 +19,7 @@ from torch.nn import functional as F
 from zoo.data.framing import check_framing_name
 from zoo.finetune import FineTuning
 from zoo.models.base import ZooModule, compute_and_reset
+from zoo.nets.checks import check_image_channels
 from zoo.nets.layers import InputAdapter
 from zoo.optim import check_optim_args
 
@@ -114,7 +116,6 @@ class SupervisedModule(ZooModule):
         self._epoch_inputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # see score_at_epoch_end
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes
-        self.class_names: list[str] | None = None
         if class_names is not None:
             self.name_classes(class_names)
         if task != "regression":
@@ -131,6 +132,25 @@ class SupervisedModule(ZooModule):
         """Install the architecture's net and apply the fine-tuning strategy to its backbone."""
         self.net = net
         self.finetuning.attach(net)
+
+    def build_net(self, net_class: type[nn.Module], **derived) -> None:
+        """Install a ``net_class`` built from this model's hyperparameters (see :meth:`set_net`).
+
+        Each argument is declared once: its default, type and doc in the model's signature (what
+        ``--help``, checkpoints and weights show), its check in the net. So every argument of the net
+        takes the model's hyperparameter of the same name, except ``derived``: the values the model
+        works out itself, such as its number of outputs or the channels its input adapter gives the net.
+        """
+        names = [name for name in inspect.signature(net_class).parameters if name not in derived]
+        undeclared = [name for name in names if name not in self.hparams]
+        if undeclared:
+            raise TypeError(f"{net_class.__name__} takes {', '.join(undeclared)}, which {type(self).__name__} "
+                            "neither declares nor derives")
+        self.set_net(net_class(**{name: self.hparams[name] for name in names}, **derived))
+
+    def take_images(self, in_channels: int, image_size: int) -> None:
+        """Inputs are square grayscale or RGB images, (N, in_channels, image_size, image_size)."""
+        self.input_shape = (check_image_channels(in_channels), image_size, image_size)
 
     def adapt_inputs(self, net_channels: int, image_size: int, resize_to: int | None, min_size: int) -> None:
         """Make data inputs fit a net that takes ``net_channels`` channels and at least ``min_size`` pixels.
@@ -151,19 +171,12 @@ class SupervisedModule(ZooModule):
         self.input_adapter = InputAdapter(net_channels, resize_to)
 
     @property
-    def class_count(self) -> int:
-        """How many classes the outputs stand for: two for a binary classifier's one logit, else one per output."""
-        return 2 if self.task == "binary" else self.num_outputs
-
-    def name_classes(self, names: Sequence[str]) -> None:
-        """Set :attr:`class_names` (and the hyperparameter, so checkpoints and saved weights keep them)."""
+    def class_count(self) -> int | None:
+        """How many classes the outputs stand for: two for a binary classifier's one logit, else one per
+        output; None for a regressor."""
         if self.task == "regression":
-            raise ValueError("a regression model has no classes to name")
-        names = [str(name) for name in names]
-        if len(names) != self.class_count:
-            raise ValueError(f"class_names must name each of the {self.class_count} classes, got {len(names)} names")
-        self.class_names = names
-        self.hparams["class_names"] = list(names)
+            return None
+        return 2 if self.task == "binary" else self.num_outputs
 
     @property
     def input_framing(self) -> str | None:
@@ -171,14 +184,10 @@ class SupervisedModule(ZooModule):
         return self.hparams.get("input_framing")
 
     def setup(self, stage: str) -> None:
-        # Unnamed classes take the DataModule's names (MNIST's digits, an image folder's sub-folders),
-        # and an unknown framing the DataModule's (MNIST's 20x20 box), so that every checkpoint and
-        # published weight says what its outputs mean and what its inputs look like.
-        datamodule = self.trainer.datamodule
-        names = tuple(getattr(datamodule, "class_names", None) or ())
-        if self.class_names is None and self.task != "regression" and len(names) == self.class_count:
-            self.name_classes(names)
-        framing = getattr(datamodule, "framing", None)
+        # An unknown framing takes the DataModule's (MNIST's 20x20 box), so that every checkpoint and
+        # published weight says what its inputs look like (and, see ZooModule, what its classes are).
+        super().setup(stage)
+        framing = getattr(self.trainer.datamodule, "framing", None)
         if self.input_framing is None and framing is not None:
             check_framing_name(framing)
             self.hparams["input_framing"] = framing

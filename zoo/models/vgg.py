@@ -7,7 +7,7 @@ strategies in :mod:`zoo.finetune`.
 from __future__ import annotations
 
 from zoo.models.supervised import SupervisedModule
-from zoo.nets.vgg import CFGS, MIN_SIZE, VGGNet
+from zoo.nets.vgg import MIN_SIZE, VGGNet
 
 
 class VGG(SupervisedModule):
@@ -49,15 +49,11 @@ class VGG(SupervisedModule):
         num_classes: int | None = None,
         **kwargs,
     ) -> None:
-        if depth not in CFGS:
-            raise ValueError(f"depth must be one of {sorted(CFGS)}, got {depth}")
-        if in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
         super().__init__(num_classes=10 if num_classes is None else num_classes, **kwargs)
-        self.input_shape = (in_channels, image_size, image_size)
+        self.take_images(in_channels, image_size)
         self.adapt_inputs(3, image_size, resize_to, MIN_SIZE)
-        self.set_net(VGGNet(depth, batch_norm, self.num_outputs, 3, dropout, width_divisor, hidden_size,
-                            pooled_size))
+        # The layers from the arguments above, checked there; grayscale is repeated to 3 channels.
+        self.build_net(VGGNet, num_classes=self.num_outputs, in_channels=3)
 
     @classmethod
     def torchvision_arch(cls, hparams: dict) -> str | None:

@@ -44,6 +44,8 @@ SMALL = AlexNetConfig(
 class AlexNetNet(FeaturesClassifierNet):
     """AlexNet with torchvision's parameter layout.
 
+    The arguments have no defaults: :class:`zoo.models.alexnet.AlexNet` declares them.
+
     Args:
         num_classes: size of the output layer (1000 for ImageNet weights).
         in_channels: input channels (3 for ImageNet weights).
@@ -52,8 +54,7 @@ class AlexNetNet(FeaturesClassifierNet):
         hidden_size: width of FC6 and FC7; None: 4096 (the paper's), 512 for ``small``.
     """
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, small: bool = False, dropout: float = 0.5,
-                 hidden_size: int | None = None) -> None:
+    def __init__(self, num_classes: int, in_channels: int, small: bool, dropout: float, hidden_size: int | None) -> None:
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")

@@ -20,6 +20,8 @@ PIECEWISE_LINEAR_MONOTONE = ("relu", "leaky_relu")
 class LeNet5Net(ClassifierNet):
     """LeNet-5 for ``in_channels`` x ``image_size`` x ``image_size`` inputs.
 
+    The arguments have no defaults: :class:`zoo.models.lenet.LeNet5` declares them.
+
     Args:
         num_classes: size of the output layer.
         in_channels: 1 (grayscale) or 3 (colour).
@@ -29,15 +31,8 @@ class LeNet5Net(ClassifierNet):
         dropout: dropout before F5 and F6 (0 in the paper).
     """
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        in_channels: int = 1,
-        image_size: int = 28,
-        activation: str = "relu",
-        pool: str = "max",
-        dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, num_classes: int, in_channels: int, image_size: int, activation: str, pool: str,
+                 dropout: float) -> None:
         super().__init__()
         if pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from zoo.nets.checks import check_widths
 from zoo.nets.layers import ClassifierNet, init_weights, make_activation
 
 
@@ -33,10 +34,12 @@ class MLPNet(ClassifierNet):
         init: str = "default",
     ) -> None:
         super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         layers: list[nn.Module] = [nn.Flatten()]
         stage_ends = []
         width = in_features
-        for hidden in hidden_sizes:
+        for hidden in check_widths("hidden_sizes", hidden_sizes):
             # A bias before BatchNorm is redundant: BN subtracts the mean anyway.
             layers.append(nn.Linear(width, hidden, bias=not batch_norm))
             if batch_norm:

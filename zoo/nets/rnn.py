@@ -33,6 +33,8 @@ def check_lengths(lengths: torch.Tensor, batch_size: int, max_steps: int) -> tor
 class RNNNet(ClassifierNet):
     """A stacked (optionally bidirectional) recurrent encoder with a linear head.
 
+    The arguments have no defaults: :class:`zoo.models.rnn.RecurrentModule` declares them.
+
     Args:
         input_size: features per time step, F.
         out_features: size of the head's output (classes or forecast horizon).
@@ -47,17 +49,8 @@ class RNNNet(ClassifierNet):
             outputs over the valid steps).
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        out_features: int,
-        cell: str = "lstm",
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: str = "last",
-    ) -> None:
+    def __init__(self, input_size: int, out_features: int, cell: str, hidden_size: int, num_layers: int,
+                 bidirectional: bool, dropout: float, pooling: str) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")

@@ -51,6 +51,8 @@ def make_layers(depth: int, batch_norm: bool, in_channels: int = 3, width_diviso
 class VGGNet(FeaturesClassifierNet):
     """VGG with torchvision's parameter layout.
 
+    The arguments have no defaults: :class:`zoo.models.vgg.VGG` declares them.
+
     Args:
         depth: 11, 13, 16 or 19 weight layers.
         batch_norm: BatchNorm after every convolution.
@@ -62,17 +64,8 @@ class VGGNet(FeaturesClassifierNet):
         pooled_size: side of the adaptive average pool before FC6 (7: 224x224 ImageNet maps).
     """
 
-    def __init__(
-        self,
-        depth: int = 16,
-        batch_norm: bool = False,
-        num_classes: int = 1000,
-        in_channels: int = 3,
-        dropout: float = 0.5,
-        width_divisor: int = 1,
-        hidden_size: int = 4096,
-        pooled_size: int = 7,
-    ) -> None:
+    def __init__(self, depth: int, batch_norm: bool, num_classes: int, in_channels: int, dropout: float,
+                 width_divisor: int, hidden_size: int, pooled_size: int) -> None:
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
