@@ -32,7 +32,8 @@ from lightning.pytorch.strategies import DDPStrategy
 from zoo.callbacks import default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
 from zoo.models.base import ZooModule
-from zoo.models.gan import GAN, decoder_start
+from zoo.models.gan import GAN
+from zoo.models.gan_start import decoder_start
 from zoo.models.supervised import SupervisedModule
 from zoo.names import did_you_mean
 from zoo.pretrained import load_into, resolve_for, settings_from
