@@ -233,7 +233,7 @@ def _infer(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from zoo.infer import (InferenceError, format_table, predict_files, preprocessing_note, reconstruct_files,
                            write_rows)
-    from zoo.models.autoencoder import ReconstructionModule
+    from zoo.models.reconstruction import ReconstructionModule
     from zoo.models.supervised import SupervisedModule
     from zoo.weights import WeightsError, load_pretrained
 

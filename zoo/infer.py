@@ -186,7 +186,7 @@ def reconstruct_files(
     ``preprocess`` is :func:`predict_files`'; autoencoders record no framing, so ``auto`` is plain
     and ``mnist`` frames the images as MNIST's.
     """
-    from zoo.models.autoencoder import ReconstructionModule
+    from zoo.models.reconstruction import ReconstructionModule
 
     model = _checked(weights, ReconstructionModule, "zoo infer writes reconstructions with an autoencoder")
     if model.conditional:

@@ -58,7 +58,7 @@ def write_report(
         What ``metrics.json`` holds.
     """
     from zoo.evaluate import measure_test_metrics
-    from zoo.models.autoencoder import ReconstructionModule
+    from zoo.models.reconstruction import ReconstructionModule
     from zoo.models.supervised import SupervisedModule
 
     directory = Path(directory)
