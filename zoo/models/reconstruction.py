@@ -109,6 +109,7 @@ class ReconstructionModule(ZooModule):
         return x, x
 
     # --- what the model does (see ZooModule) ----------------------------------------------------
+    takes = "images"
     gives = "images"
     export_parts = ("model", "decoder")
 
