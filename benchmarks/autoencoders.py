@@ -18,7 +18,7 @@ import torch
 import zoo
 from zoo.data import MNISTDataModule
 from zoo.models import Autoencoder
-from zoo.models.autoencoder import hoyer_sparsity
+from zoo.models.reconstruction import hoyer_sparsity
 
 
 def load_mnist(data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

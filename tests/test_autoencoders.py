@@ -14,7 +14,7 @@ from benchmarks import autoencoders as evidence
 from tests.conftest import REPO
 from tests.test_cli import run_zoo
 from zoo.models import VAE, Autoencoder, DenoisingAutoencoder, SparseAutoencoder
-from zoo.models.autoencoder import hoyer_sparsity
+from zoo.models.reconstruction import hoyer_sparsity
 from zoo.weights import read_manifest
 
 SMALL = dict(code_size=4, hidden_sizes=[16])

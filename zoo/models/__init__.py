@@ -1,11 +1,12 @@
 """LightningModules, one file per family."""
 
 from zoo.models.alexnet import AlexNet
-from zoo.models.autoencoder import VAE, Autoencoder, DenoisingAutoencoder, ReconstructionModule, SparseAutoencoder
+from zoo.models.autoencoder import VAE, Autoencoder, DenoisingAutoencoder, SparseAutoencoder
 from zoo.models.base import ZooModule
 from zoo.models.gan import GAN
 from zoo.models.lenet import LeNet5
 from zoo.models.mlp import MLP
+from zoo.models.reconstruction import ReconstructionModule
 from zoo.models.rnn import LSTMClassifier, LSTMForecaster
 from zoo.models.supervised import SupervisedModule
 from zoo.models.vgg import VGG

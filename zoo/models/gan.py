@@ -7,8 +7,9 @@ et al. 2018). Options for sharper samples: spectral normalisation of the discrim
 exponential moving average of the generator's weights (Yazici et al. 2019) that sampling then uses.
 With ``num_classes`` the GAN is class-conditional (a projection discriminator, optionally with an
 auxiliary classifier, see :mod:`zoo.nets.gan`) and ``sample(n, labels=...)`` draws the classes asked
-for. :meth:`GAN.with_weights` starts the generator from a trained VAE's decoder (``arch="decoder"``),
-and ``noise_components`` then draws the noise from a mixture fitted to that VAE's codes. Quality is
+for. :meth:`GAN.with_weights` starts the generator from a trained VAE's decoder (``arch="decoder"``,
+read by :mod:`zoo.models.gan_start`), and ``noise_components`` then draws the noise from a mixture
+fitted to that VAE's codes (:mod:`zoo.models.gan_noise`). Quality is
 measured by the Fréchet distance and mode coverage of :mod:`zoo.quality` (features of the shipped
 ``lenet5_mnist``), and for a conditional GAN by how often that judge sees the class asked for.
 
@@ -25,14 +26,17 @@ right before its backward, so the other network's by-product gradients are never
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from zoo.errors import UsageError
+from zoo.models.arguments import Together, at_least, check_arguments, in_range, one_of
 from zoo.models.base import WeightedMean, ZooModule, compute_and_reset
+from zoo.models.gan_noise import MixtureNoise, draw_from_mixture, fit_noise_mixture, unfitted_mixture
+from zoo.models.gan_start import decoder_start
 from zoo.models.labels import batch_labels, check_class_names, check_labels, class_labels
 from zoo.nets.gan import build_gan_nets
 from zoo.optim import build_optimizer, check_optim_args
@@ -43,6 +47,24 @@ TRAIN_TERMS = ("d_loss", "g_loss", "d_real", "d_fake")
 SAMPLE_CHUNK = 1000  # images generated per forward pass when sampling many
 
 LOSSES = ("bce", "hinge")
+
+#: The checks of GAN's arguments, each declared once (see zoo.models.arguments); the net's own
+#: arguments (arch, discriminator_arch, the widths) are checked by zoo.nets.gan, the optimiser's by zoo.optim.
+ARGUMENT_RULES = (
+    *(at_least(name, 1) for name in ("latent_dim", "channels", "d_steps", "g_steps", "num_fixed_samples")),
+    *(at_least(name, 2, " (a covariance needs two samples)") for name in ("val_samples", "test_samples")),
+    in_range("dropout", 0, 1),
+    in_range("label_smoothing", 0, 0.5),
+    in_range("beta1", 0, 1),
+    one_of("loss", LOSSES),
+    Together(lambda a: a["loss"] == "hinge" and a["label_smoothing"],
+             "label_smoothing is a target of the bce loss; the hinge loss has none (set it to 0)"),
+    in_range("ema_decay", 0, 1, " (0: no moving average)"),
+    at_least("noise_components", 0, " (0: noise from N(0, I))"),
+    at_least("classifier_weight", 0, " (0: no auxiliary classifier)"),
+    Together(lambda a: a["classifier_weight"] and a["num_classes"] is None,
+             "classifier_weight trains an auxiliary classifier of the classes: set num_classes too"),
+)
 
 
 class GAN(SampleQualityLogging, ZooModule):
@@ -140,35 +162,11 @@ class GAN(SampleQualityLogging, ZooModule):
         noise_components: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("latent_dim", latent_dim), ("channels", channels), ("d_steps", d_steps),
-                            ("g_steps", g_steps), ("num_fixed_samples", num_fixed_samples)):
-            if not value >= 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        for name, value in (("val_samples", val_samples), ("test_samples", test_samples)):
-            if not value >= 2:
-                raise ValueError(f"{name} must be >= 2 (a covariance needs two samples), got {value}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if not 0 <= label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
-        if not 0 <= beta1 < 1:
-            raise ValueError(f"beta1 must be in [0, 1), got {beta1}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        if loss == "hinge" and label_smoothing:
-            raise ValueError("label_smoothing is a target of the bce loss; the hinge loss has none (set it to 0)")
-        if not 0 <= ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1) (0: no moving average), got {ema_decay}")
-        if not noise_components >= 0:
-            raise ValueError(f"noise_components must be >= 0 (0: noise from N(0, I)), got {noise_components}")
-        if not classifier_weight >= 0:
-            raise ValueError(f"classifier_weight must be >= 0 (0: no auxiliary classifier), got {classifier_weight}")
-        if classifier_weight and num_classes is None:
-            raise ValueError("classifier_weight trains an auxiliary classifier of the classes: set num_classes too")
-        check_class_names(num_classes, class_names)
-        check_optim_args(optimizer, lr_generator, weight_decay, 0.9, "none")
-        check_optim_args(optimizer, lr_discriminator, weight_decay, 0.9, "none")
         self.save_hyperparameters()
+        check_arguments(self.hparams, ARGUMENT_RULES)
+        check_class_names(num_classes, class_names)
+        for lr in (lr_generator, lr_discriminator):
+            check_optim_args(optimizer, lr, weight_decay, 0.9, "none")
         self.automatic_optimization = False
         self.input_shape = (latent_dim,)
         self.generator, self.discriminator = build_gan_nets(
@@ -180,10 +178,9 @@ class GAN(SampleQualityLogging, ZooModule):
             self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                                use_buffers=True).requires_grad_(False)
         self.class_names = None if class_names is None else [str(name) for name in class_names]
-        if noise_components:  # the mixture's parameters; N(0, I) as every component until fitted
-            self.register_buffer("noise_weights", torch.full((noise_components,), 1.0 / noise_components))
-            self.register_buffer("noise_means", torch.zeros(noise_components, latent_dim))
-            self.register_buffer("noise_scale_tril", torch.eye(latent_dim).expand(noise_components, -1, -1).clone())
+        if noise_components:  # the mixture's parameters (see zoo.models.gan_noise), saved with the weights
+            for name, value in unfitted_mixture(noise_components, latent_dim).items():
+                self.register_buffer(name, value)
             self.register_buffer("noise_fitted", torch.tensor(False))
         self._code_encoder = None  # set by start_generator: what the mixture is fitted to
         seeded = torch.Generator().manual_seed(quality_seed)
@@ -193,10 +190,10 @@ class GAN(SampleQualityLogging, ZooModule):
         self.register_buffer("fixed_choice", torch.rand(num_fixed_samples, generator=seeded), persistent=False)
         # The judge lives outside the module tree: it is neither trained, DDP-synchronised nor saved.
         self._judge: dict[str, SampleQuality] = {}
-        for term in TRAIN_TERMS:  # epoch means of the training terms, see training_step
-            setattr(self, f"train_{term}", WeightedMean())
+        # Epoch means of the training terms, see training_step (no saved state: weight files do not change).
+        self.train_terms = torch.nn.ModuleDict({term: WeightedMean() for term in TRAIN_TERMS})
 
-    # ----- starting from a VAE's decoder ------------------------------------------------------------
+    # ----- what the model does (see ZooModule) -----------------------------------------------------
 
     @property
     def condition_classes(self) -> int | None:
@@ -221,6 +218,8 @@ class GAN(SampleQualityLogging, ZooModule):
         dims = ", ".join(str(d) for d in output_shape)
         return f"images ({batch}, {dims}) with values in [0, 1]"
 
+    # ----- starting from a VAE's decoder (see zoo.models.gan_start) --------------------------------
+
     @classmethod
     def weights_start(cls, weights: str, hparams: dict, new_head: bool = False):
         """A ``decoder`` GAN whose generator (and its moving average) starts as a trained VAE's decoder.
@@ -235,21 +234,18 @@ class GAN(SampleQualityLogging, ZooModule):
                 fit its decoder is refused. The discriminator starts fresh.
         """
         if new_head:
-            raise ValueError("new_head replaces a classifier's head; a GAN's generator starts from a VAE's whole decoder")
+            raise UsageError("new_head replaces a classifier's head; a GAN's generator starts from a VAE's whole decoder")
         settings, decoder, encoder = decoder_start(weights, hparams)
         return settings, lambda model: model.start_generator(decoder, f"the decoder of {weights!r}", encoder)
 
     def start_generator(self, decoder: dict[str, torch.Tensor], source: str, encoder=None) -> None:
-        """Load a VAE decoder's state (see :func:`decoder_start`) into the generator and its moving average;
+        """Load a VAE decoder's state (see :func:`zoo.models.gan_start.decoder_start`) into the generator and its moving average;
         ``encoder`` (images -> codes) is what ``noise_components`` fits the noise to when training starts."""
-        from zoo.weights import WeightsError, load_state_strict
+        from zoo.weights import load_state_strict
 
         if self.hparams.arch != "decoder":
-            raise ValueError(f"a VAE's decoder fits the GAN's 'decoder' generator, not arch={self.hparams.arch!r}")
-        try:
-            load_state_strict(self.generator.net, decoder, source)
-        except WeightsError as err:
-            raise ValueError(str(err)) from err
+            raise UsageError(f"a VAE's decoder fits the GAN's 'decoder' generator, not arch={self.hparams.arch!r}")
+        load_state_strict(self.generator.net, decoder, source)  # refuses a state that does not fit, loading nothing
         if self.generator_ema is not None:
             self.generator_ema.module.load_state_dict(self.generator.state_dict())
         self._code_encoder = encoder
@@ -320,10 +316,7 @@ class GAN(SampleQualityLogging, ZooModule):
         which picks each row's component; ``eps`` itself without a mixture (or ``choice``)."""
         if choice is None or not self.hparams.get("noise_components"):
             return eps
-        edges = self.noise_weights.cumsum(0)
-        # the component whose cumulative weight first reaches choice (a sum of comparisons, which exports)
-        k = (choice.unsqueeze(1) > (edges / edges[-1])[:-1]).sum(1)  # (N,)
-        return self.noise_means[k] + (self.noise_scale_tril[k] @ eps.unsqueeze(-1)).squeeze(-1)
+        return draw_from_mixture(eps, choice, self.noise_weights, self.noise_means, self.noise_scale_tril)
 
     def on_train_start(self) -> None:
         if self.hparams.get("noise_components") and not bool(self.noise_fitted):
@@ -331,14 +324,14 @@ class GAN(SampleQualityLogging, ZooModule):
 
     @torch.no_grad()
     def _fit_noise(self) -> None:
-        """Fit the noise mixture to the start VAE's codes of the training images (scikit-learn's
-        ``GaussianMixture``, seed 0), on rank zero; every rank gets its parameters."""
+        """Fit the noise mixture to the start VAE's codes of the training images (see
+        :func:`zoo.models.gan_noise.fit_noise_mixture`), on rank zero; every rank gets its parameters."""
         if self._code_encoder is None:
-            raise ValueError("noise_components fits the noise to the codes of the VAE the generator starts from: "
+            raise UsageError("noise_components fits the noise to the codes of the VAE the generator starts from: "
                              "build the GAN with GAN.with_weights(<VAE weights>, noise_components=K) (or --weights)")
         loader = self.trainer.train_dataloader
         if not isinstance(loader, torch.utils.data.DataLoader):
-            raise ValueError("fitting the noise mixture reads the training images of one training DataLoader, "
+            raise UsageError("fitting the noise mixture reads the training images of one training DataLoader, "
                              f"got {type(loader).__name__}")
         fitted = None
         if self.global_rank == 0:  # the loader's dataset, not the loader: its sampler's position stays untouched
@@ -416,7 +409,7 @@ class GAN(SampleQualityLogging, ZooModule):
         # Epoch means of every term (train_epoch_metrics), step values on the loggers' steps only.
         terms = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
         for term, value in terms.items():
-            getattr(self, f"train_{term}").update(value.detach(), real.shape[0])
+            self.train_terms[term].update(value.detach(), real.shape[0])
         if logging_step:
             step = {f"train/{term}_step": value.detach() for term, value in terms.items()}
             self.log_dict({k: step.pop(k) for k in ("train/d_loss_step", "train/g_loss_step")}, prog_bar=True)
@@ -427,10 +420,10 @@ class GAN(SampleQualityLogging, ZooModule):
         return self.hparams.d_steps + self.hparams.g_steps
 
     def training_metrics(self):
-        return [getattr(self, f"train_{term}") for term in TRAIN_TERMS]
+        return list(self.train_terms.values())
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
-        values = {f"train/{term}_epoch": compute_and_reset(getattr(self, f"train_{term}")) for term in TRAIN_TERMS}
+        values = {f"train/{term}_epoch": compute_and_reset(metric) for term, metric in self.train_terms.items()}
         return {key: value for key, value in values.items() if value is not None}
 
     def _check_images(self, x: torch.Tensor) -> None:
@@ -464,87 +457,3 @@ class GAN(SampleQualityLogging, ZooModule):
     def on_test_epoch_end(self) -> None:
         self._log_quality("test", self.hparams.test_samples)
 
-
-def decoder_start(weights: str, hparams: dict) -> tuple[dict, dict[str, torch.Tensor], Callable]:
-    """What a fully connected VAE's weights decide for a GAN started from its decoder, the decoder, and
-    the VAE's encoder.
-
-    Returns the hyperparameters ``hparams`` leaves out (``arch="decoder"``, ``latent_dim``,
-    ``generator_hidden``, ``num_classes``, ``class_names``), the decoder's state dict, keyed as
-    :class:`zoo.nets.gan.DecoderGenerator`'s ``net``, and a function from images (and their labels,
-    for a conditional VAE) to the VAE's codes. A value in ``hparams`` that does not fit the decoder is
-    refused with the values it needs.
-    """
-    from zoo.models.autoencoder import VAE
-    from zoo.weights import build_model, load_state_strict, model_class, read_pretrained
-
-    config, state = read_pretrained(weights)
-    vae_class = model_class(config, str(weights))
-    hp = config.get("hparams", {})
-    if not issubclass(vae_class, VAE) or hp.get("architecture", "mlp") != "mlp" or hp.get("activation", "relu") != "relu":
-        kind = vae_class.__name__ if not issubclass(vae_class, VAE) else f"{hp.get('architecture')} VAE with {hp.get('activation')}"
-        raise ValueError(f"{weights!r} is a {kind}: a GAN's generator starts from a fully connected ReLU VAE's "
-                         "decoder (e.g. cvae_mnist or vae_mnist)")
-    needed = {"arch": "decoder", "latent_dim": hp["latent_size"],
-              "generator_hidden": list(reversed(hp["hidden_sizes"])), "num_classes": hp.get("num_classes")}
-    wrong = [f"{key}={hparams[key]!r}" for key, value in needed.items()
-             if key in hparams and (list(hparams[key]) if key == "generator_hidden" else hparams[key]) != value]
-    if wrong:
-        raise ValueError(f"{', '.join(wrong)} does not fit the decoder of {weights!r}, which needs "
-                         + ", ".join(f"{key}={value!r}" for key, value in needed.items()))
-    settings = {key: value for key, value in needed.items() if key not in hparams}
-    if hparams.get("class_names") is None and hp.get("class_names"):
-        settings["class_names"] = list(hp["class_names"])
-    prefix = "net.decoder."
-    decoder = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-    vae = build_model(config, str(weights))
-    load_state_strict(vae, state, str(weights))
-    return settings, decoder, functools.partial(_vae_codes, vae.eval())
-
-
-def _vae_codes(vae, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """``vae``'s posterior means (N, latent_size) of ``images`` (and their labels, if it is conditional)."""
-    return vae.point_code(images, labels if vae.conditional else None)
-
-
-@torch.no_grad()
-def fit_noise_mixture(encoder: Callable, dataset, components: int, collate_fn: Callable | None = None,
-                      batch_size: int = 1000) -> dict[str, torch.Tensor]:
-    """A ``components``-Gaussian mixture (full covariances, scikit-learn, seed 0) fitted to
-    ``encoder``'s codes of every (image, label) of ``dataset`` (batched by ``collate_fn``):
-    ``noise_weights``, ``noise_means`` and ``noise_scale_tril`` (the Cholesky factors of the covariances)."""
-    import numpy as np
-    from lightning.pytorch.utilities import rank_zero_info
-    from sklearn.mixture import GaussianMixture
-
-    codes = []
-    for images, labels, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                                          collate_fn=collate_fn):
-        codes.append(encoder(images, labels))
-    codes = torch.cat(codes).double().numpy()
-    rank_zero_info(f"Fitting a {components}-component Gaussian mixture to the codes of {len(codes):,} training "
-                   "images (the GAN's noise)...")
-    mixture = GaussianMixture(components, covariance_type="full", random_state=0, max_iter=200).fit(codes)
-    if not mixture.converged_:
-        rank_zero_info("The Gaussian mixture did not converge in 200 EM steps; its last estimate is used.")
-    return {"noise_weights": torch.from_numpy(mixture.weights_).float(),
-            "noise_means": torch.from_numpy(mixture.means_).float(),
-            "noise_scale_tril": torch.from_numpy(np.linalg.cholesky(mixture.covariances_)).float()}
-
-
-class MixtureNoise(torch.nn.Module):
-    """A GAN whose noise comes from a Gaussian mixture, as one module that draws from it (what ``zoo
-    export`` writes): its noise has one column more than the GAN's, uniform in [0, 1), which picks each
-    row's component; the others are standard normal (see ``GAN(noise_components=...)``)."""
-
-    def __init__(self, gan: GAN) -> None:
-        super().__init__()
-        self.gan = gan
-
-    @property
-    def condition_classes(self) -> int | None:
-        return self.gan.condition_classes
-
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.gan._mixture(noise[:, :-1], noise[:, -1])
-        return self.gan(z) if labels is None else self.gan(z, labels)
