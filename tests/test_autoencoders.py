@@ -60,6 +60,9 @@ def test_reconstruction_contract(model):
     (VAE, dict(latent_size=0), "latent_size"),
     (VAE, dict(nll_samples=-1), "nll_samples"),
     (VAE, dict(iwae_samples=0), "iwae_samples"),
+    (Autoencoder, dict(hidden_sizes=[64, 0]), r"hidden_sizes must be positive layer widths, got \[64, 0\]"),
+    (VAE, dict(hidden_sizes=[-1]), r"hidden_sizes must be positive layer widths, got \[-1\]"),
+    (Autoencoder, dict(architecture="conv", channels=[8]), r"channels must be 2 positive layer widths, got \[8\]"),
 ])
 def test_bad_arguments_are_refused_naming_the_field(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):

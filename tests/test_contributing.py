@@ -66,6 +66,15 @@ def test_the_files_the_guide_names_exist():
     assert not missing, missing
 
 
+def test_the_file_map_names_every_module():
+    """A newcomer finds every file of the package in the guide's table, not only the ones it started with."""
+    table = GUIDE[GUIDE.index("## Where things are"):GUIDE.index("## Running the tests")]
+    named = set(re.findall(r"`(zoo/[\w/]+\.py)`", table))
+    modules = {path.relative_to(REPO).as_posix() for path in (REPO / "zoo").rglob("*.py")}
+    assert len(modules) > 50
+    assert not modules - named, f"modules the file map of CONTRIBUTING.md does not name: {sorted(modules - named)}"
+
+
 @pytest.mark.parametrize("check", [every_model.test_output_shape_and_finite, every_model.test_gradients_reach_every_parameter,
                                    every_model.test_fast_dev_run_fit_changes_the_weights,
                                    every_model.test_save_pretrained_round_trip_gives_identical_outputs,

@@ -68,6 +68,8 @@ def test_forward_names_the_expected_noise_shape(gan):
     (dict(discriminator_arch="decoder"), "discriminator_arch must be mlp, dcgan or None"),
     (dict(classifier_weight=1.0), "classifier_weight trains an auxiliary classifier of the classes: set num_classes"),
     (dict(d_steps=0), "d_steps must be >= 1, got 0"),
+    (dict(generator_hidden=[]), r"generator hidden_sizes must be one or more positive layer widths, got \[\]"),
+    (dict(discriminator_hidden=[256, -1]), r"discriminator hidden_sizes must be one or more positive layer widths"),
     (dict(g_steps=0), "g_steps must be >= 1, got 0"),
     (dict(label_smoothing=0.5), r"label_smoothing must be in \[0, 0.5\), got 0.5"),
     (dict(lr_generator=-1.0), "lr must be > 0, got -1"),

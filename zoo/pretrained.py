@@ -10,9 +10,9 @@ load the weights into its net with every key and shape checked.
 - the zoo's own weights: a shipped name (``zoo list``) or a ``save_pretrained`` folder, with their
   normalisation and class names.
 
-The model's ``__init__`` never sees ``weights``: :func:`settings_from` turns the weights' metadata
+The model's ``__init__`` never sees ``weights``: :func:`classifier_start` turns the weights' metadata
 into plain hyperparameters (the head's size and class names, the normalisation), the model is
-built from those, and :func:`load_into` copies the tensors. ``create_model(name, weights=...)``,
+built from those, and the tensors are then copied into its net. ``create_model(name, weights=...)``,
 ``Model.with_weights(...)`` and ``zoo fit --weights ...`` all take this route, so a checkpoint or
 ``save_pretrained`` folder rebuilds the model without the original weights file.
 """
@@ -164,7 +164,7 @@ def resolve_weights(weights: str, torchvision_arch: str | None = None) -> Weight
                          std=tuple(transforms.std), num_classes=len(categories), class_names=categories)
 
 
-def settings_from(source: WeightsSource, hparams: dict[str, Any], head_key: str, new_head: bool = False,
+def _settings_from(source: WeightsSource, hparams: dict[str, Any], head_key: str, new_head: bool = False,
                   default_classes: int = 10) -> dict[str, Any]:
     """The hyperparameters that ``source`` decides where ``hparams`` leaves them unset (None or absent).
 
@@ -186,7 +186,7 @@ def settings_from(source: WeightsSource, hparams: dict[str, Any], head_key: str,
     return settings
 
 
-def load_into(net: nn.Module, source: WeightsSource, new_head: bool = False) -> None:
+def _load_into(net: nn.Module, source: WeightsSource, new_head: bool = False) -> None:
     """Copy ``source`` into ``net`` by name, every key and shape checked; a head of another size is replaced.
 
     A head of another size in the file (1000 ImageNet classes, 10 digits) is loaded as is and then
@@ -206,10 +206,19 @@ def load_into(net: nn.Module, source: WeightsSource, new_head: bool = False) -> 
         net.reset_classifier(num_classes)
 
 
-def resolve_for(cls: type, weights: str, hparams: dict[str, Any]) -> WeightsSource:
+def _resolve_for(cls: type, weights: str, hparams: dict[str, Any]) -> WeightsSource:
     """:func:`resolve_weights` for a ``cls`` model with ``hparams`` (which say its torchvision name, if any)."""
     defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
     return resolve_weights(weights, cls.torchvision_arch({**defaults, **hparams}))
+
+
+def classifier_start(cls: type, weights: str, hparams: dict[str, Any], new_head: bool = False):
+    """Pretrained ``weights`` as the start of a ``cls`` classifier with ``hparams``: the hyperparameters
+    the weights decide (see :func:`_settings_from`) and the function that loads them into a model built
+    with those, every key and shape checked (see ``ZooModule.weights_start``)."""
+    source = _resolve_for(cls, weights, hparams)
+    settings = _settings_from(source, hparams, cls.head_key, new_head)
+    return settings, lambda model: _load_into(model.net, source, new_head)
 
 
 def transfer(source: str = "lenet5_mnist", new_head: bool = True, **hparams: Any):

@@ -61,10 +61,6 @@ class Autoencoder(ReconstructionModule):
         loss = loss or ("mse" if linear else "bce")
         if code_size < 1:
             raise ValueError(f"code_size must be >= 1, got {code_size}")
-        if any(int(h) < 1 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
-        if len(channels) != 2 or any(int(c) < 1 for c in channels):
-            raise ValueError(f"channels must be two positive widths, got {list(channels)}")
         if code_activation not in CODE_ACTIVATIONS:
             raise ValueError(f"code_activation must be one of {list(CODE_ACTIVATIONS)}, got {code_activation!r}")
         if loss not in LOSSES:
@@ -76,8 +72,8 @@ class Autoencoder(ReconstructionModule):
         self.net = AutoencoderNet(
             architecture=architecture,
             code_size=code_size,
-            hidden_sizes=[] if linear else [int(h) for h in hidden_sizes],
-            channels=[int(c) for c in channels],
+            hidden_sizes=[] if linear else hidden_sizes,
+            channels=channels,
             activation=activation,
             init=init,
         )
@@ -276,14 +272,12 @@ class VAE(SampleQualityLogging, ReconstructionModule):
             raise ValueError(f"nll_samples must be >= 0, got {nll_samples}")
         if iwae_samples < 1:
             raise ValueError(f"iwae_samples must be >= 1 (1: train on the ELBO), got {iwae_samples}")
-        if any(int(h) < 1 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive, got {list(hidden_sizes)}")
         self.net = AutoencoderNet(
             architecture=architecture,
             code_size=latent_size,
             out_code_size=2 * latent_size,  # mu and logvar
-            hidden_sizes=[int(h) for h in hidden_sizes],
-            channels=[int(c) for c in channels],
+            hidden_sizes=hidden_sizes,
+            channels=channels,
             activation=activation,
             init=init,
             condition_size=num_classes or 0,

@@ -213,11 +213,9 @@ class SupervisedModule(ZooModule):
         their head is kept as it is, with its class names, unless ``num_classes`` differs or
         ``new_head`` is set. Every other tensor must fit exactly.
         """
-        from zoo.pretrained import load_into, resolve_for, settings_from
+        from zoo.pretrained import classifier_start
 
-        source = resolve_for(cls, weights, hparams)
-        settings = settings_from(source, hparams, cls.head_key, new_head)
-        return settings, lambda model: load_into(model.net, source, new_head)
+        return classifier_start(cls, weights, hparams, new_head)
 
     @classmethod
     def torchvision_arch(cls, hparams: dict) -> str | None:

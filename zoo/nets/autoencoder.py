@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from zoo.nets.checks import check_widths
 from zoo.nets.layers import init_weights, make_activation
 from zoo.nets.mlp import MLPNet
 
@@ -108,6 +109,7 @@ class AutoencoderNet(nn.Module):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
+        hidden_sizes, channels = check_widths("hidden_sizes", hidden_sizes), check_widths("channels", channels, count=2)
         self.image_shape = (in_channels, IMAGE_SIZE, IMAGE_SIZE)
         out_code_size = out_code_size or code_size
         self.architecture, self.condition_size = architecture, condition_size

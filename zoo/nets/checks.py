@@ -7,11 +7,13 @@ from collections.abc import Sequence
 IMAGE_CHANNELS = (1, 3)
 
 
-def check_widths(name: str, widths: Sequence[int]) -> list[int]:
-    """``widths`` (layer sizes such as ``hidden_sizes``) as ints, refused unless every one is positive."""
+def check_widths(name: str, widths: Sequence[int], count: int | None = None, empty: bool = True) -> list[int]:
+    """``widths`` (layer sizes such as ``hidden_sizes``) as ints, refused unless every one is positive,
+    there are ``count`` of them (None: any number) and, unless ``empty``, at least one."""
     values = [int(w) for w in widths]
-    if any(w < 1 for w in values):
-        raise ValueError(f"{name} must be positive, got {list(widths)}")
+    if any(w < 1 for w in values) or (count is not None and len(values) != count) or (not empty and not values):
+        how_many = f"{count} " if count is not None else "" if empty else "one or more "
+        raise ValueError(f"{name} must be {how_many}positive layer widths, got {list(widths)}")
     return values
 
 

@@ -41,18 +41,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from zoo.nets.checks import check_widths
 from zoo.nets.mlp import MLPNet
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
 ARCHITECTURES = ("mlp", "dcgan", "decoder")
-
-
-def _check_sizes(name: str, sizes: Sequence[int]) -> list[int]:
-    sizes = list(sizes)
-    if not sizes or any(int(s) < 1 for s in sizes):
-        raise ValueError(f"{name} must be a non-empty list of positive layer widths, got {sizes}")
-    return [int(s) for s in sizes]
 
 
 class MinibatchStd(nn.Module):
@@ -167,7 +161,7 @@ class MLPGenerator(nn.Module):
         self.condition = ClassEmbedding(num_classes, latent_dim)
         layers: list[nn.Module] = []
         width = latent_dim + self.condition.size
-        for index, size in enumerate(_check_sizes("generator hidden_sizes", hidden_sizes)):
+        for index, size in enumerate(check_widths("generator hidden_sizes", hidden_sizes, empty=False)):
             layers.append(nn.Linear(width, size))
             if index > 0:
                 layers.append(nn.BatchNorm1d(size))
@@ -197,7 +191,8 @@ class DecoderGenerator(nn.Module):
                  num_classes: int | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.net = MLPNet(latent_dim + (num_classes or 0), _check_sizes("generator hidden_sizes", hidden_sizes),
+        widths = check_widths("generator hidden_sizes", hidden_sizes, empty=False)
+        self.net = MLPNet(latent_dim + (num_classes or 0), widths,
                           IMAGE_PIXELS, activation="relu", init="kaiming")
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,7 +220,7 @@ class MLPDiscriminator(_Discriminator):
         norm = _spectral_norm if spectral_norm else _identity
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
-        for size in _check_sizes("discriminator hidden_sizes", hidden_sizes):
+        for size in check_widths("discriminator hidden_sizes", hidden_sizes, empty=False):
             layers += [norm(nn.Linear(width, size)), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
             width = size
         if minibatch_std:
