@@ -13,8 +13,9 @@ def _lower_bounds() -> dict[str, str]:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert "lightning-zoo[export]" in extras["dev"], "the development install exports and checks ONNX files too"
-    requirements = [*project["dependencies"], *(r for group in extras.values() for r in group if r != "lightning-zoo[export]")]
+    own = "lightning-zoo[export,serve]"
+    assert own in extras["dev"], "the development install exports and checks ONNX files and serves models too"
+    requirements = [*project["dependencies"], *(r for group in extras.values() for r in group if r != own)]
     bounds = {}
     for requirement in requirements:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?>=([0-9.]+)", requirement.replace(" ", ""))

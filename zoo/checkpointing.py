@@ -1,13 +1,59 @@
-"""Checkpoints a crash cannot corrupt, and the ``last.ckpt`` that resumes a crashed run."""
+"""Checkpoints a crash cannot corrupt, the ``last.ckpt`` that resumes a crashed run, and checkpoint files
+checked and read without unpickling objects."""
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from zoo.errors import CheckpointError
+
+#: checkpoint names that are not files: "last" the zoo resolves (ZooCLI.before_fit), the others Lightning
+CKPT_NAMES = ("last", "best", "hpc")
+
+
+def check_checkpoint_file(ckpt_path, flag: str = "--ckpt_path") -> dict | None:
+    """Refuse a checkpoint that is missing, truncated or not a checkpoint, before anything runs.
+
+    Returns the checkpoint (memory-mapped, read without unpickling objects); None for no path or a name
+    such as ``last``. ``flag`` is the option the path was given with, as the error names it ("" for an
+    argument without one, as ``zoo evaluate`` takes it)."""
+    if not ckpt_path or ckpt_path in CKPT_NAMES:
+        return None
+    named = f"{flag} {ckpt_path}" if flag else str(ckpt_path)
+    if not Path(ckpt_path).is_file():
+        raise CheckpointError(f"{named}: no such checkpoint file")
+    try:
+        return torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise CheckpointError(
+            f"{named} is truncated, corrupt or not a Lightning checkpoint ({err}). "
+            "Nothing was loaded; pass another checkpoint (e.g. best-*.ckpt or last.ckpt beside it)."
+        ) from err
+
+
+def model_from_checkpoint(path: str | Path, class_path: str | None = None):
+    """The model of a ``zoo fit`` checkpoint, on the CPU, read without unpickling objects.
+
+    ``class_path`` names the model's class (as a recipe does); None: the class the checkpoint records
+    (``zoo fit`` records it). The class must be a registered zoo model."""
+    from zoo.registry import class_by_path, model_classes
+
+    checkpoint = check_checkpoint_file(str(path), flag="")
+    class_path = class_path or checkpoint.get("hyper_parameters", {}).get("_class_path")
+    if class_path is None:
+        raise CheckpointError(f"{path} does not record its model class (it was not written by zoo fit): "
+                              "pass the recipe it was trained with")
+    cls = class_by_path(class_path, model_classes())
+    if cls is None:
+        raise CheckpointError(f"{path}: model class {class_path!r} is not a zoo model")
+    return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -44,7 +44,7 @@ def image_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _image_size(model) -> tuple[int, int]:
+def image_size_of(model) -> tuple[int, int]:
     """(channels, side) of the square images ``model`` takes."""
     shape = tuple(getattr(model, "input_shape", ()))
     if len(shape) != 3 or shape[1] != shape[2] or shape[0] not in (1, 3):
@@ -117,14 +117,13 @@ def predict_files(
         raise InferenceError(f"top_k must be >= 1, got {top_k}")
     if batch_size < 1:
         raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
-    size = _image_size(model)  # before any file is read
+    size = image_size_of(model)  # before any file is read
     framing = input_preprocessing(model, preprocess)
-    names = _class_names(model)
     files = image_files(paths)
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[Path, str]] = []
     for batch_files, x in _batches(model, size, framing, files, batch_size, skip_bad, skipped, progress):
-        rows += _rows(model(x), batch_files, names, top_k)
+        rows += top_classes(model, model(x), batch_files, top_k)
     return rows, skipped
 
 
@@ -196,7 +195,7 @@ def reconstruct_files(
     written: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     framing = input_preprocessing(model, preprocess)
-    for batch_files, x in _batches(model, _image_size(model), framing, list(targets), batch_size, skip_bad, skipped,
+    for batch_files, x in _batches(model, image_size_of(model), framing, list(targets), batch_size, skip_bad, skipped,
                                    progress):
         for path, image in zip(batch_files, model(x)):
             written.append(save_png(image, targets[path]))
@@ -221,13 +220,22 @@ def _output_names(paths: Iterable[str | Path], output: Path) -> dict[Path, Path]
 
 def save_png(image, path: Path) -> Path:
     """Write one image (C, H, W) in [0, 1] as an 8-bit grayscale or RGB PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(image))
+    return path
+
+
+def png_bytes(image) -> bytes:
+    """One image (C, H, W) in [0, 1] as the bytes of an 8-bit grayscale or RGB PNG file."""
+    import io
+
     from PIL import Image
 
     pixels = image.detach().float().cpu().clamp(0, 1).mul(255).round().byte()
     array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def sample_files(weights: Any, n: int, output: str | Path, seed: int = 0, label: int | str | None = None) -> list[Path]:
@@ -253,15 +261,13 @@ def sample_files(weights: Any, n: int, output: str | Path, seed: int = 0, label:
     return [save_png(image, Path(output) / f"sample_{i:0{width}d}.png") for i, image in enumerate(images)]
 
 
-def _class_names(model) -> list[str]:
-    if model.class_names is not None:
-        return list(model.class_names)
-    return [str(i) for i in range(model.class_count)]
-
-
-def _rows(logits, files: Sequence[Path], names: list[str], top_k: int) -> list[dict[str, Any]]:
+def top_classes(model, logits, images: Sequence[str | Path], top_k: int) -> list[dict[str, Any]]:
+    """One row per image of ``images`` (names, in the order of the rows of ``logits``, the classifier
+    ``model``'s output): ``path``, ``class``, ``probability`` and ``top_k``, the ``(class name,
+    probability)`` of the ``top_k`` most probable classes, most probable first."""
     import torch
 
+    names = list(model.class_names) if model.class_names is not None else [str(i) for i in range(model.class_count)]
     if logits.shape[1] == 1:  # binary: one logit, the probability of class 1
         p = torch.sigmoid(logits[:, 0])
         probabilities = torch.stack([1 - p, p], dim=1)
@@ -269,7 +275,7 @@ def _rows(logits, files: Sequence[Path], names: list[str], top_k: int) -> list[d
         probabilities = logits.float().softmax(dim=1)
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     rows = []
-    for path, top_values, top_indices in zip(files, values.tolist(), indices.tolist()):
+    for path, top_values, top_indices in zip(images, values.tolist(), indices.tolist()):
         top = [(names[i], v) for i, v in zip(top_indices, top_values)]
         rows.append({"path": str(path), "class": top[0][0], "probability": top[0][1], "top_k": top})
     return rows

@@ -68,6 +68,16 @@ def registered_class(kind: str, name: str) -> tuple[Any, dict[str, Any]]:
     return _lookup(_MODELS if kind == "model" else _DATAMODULES, name, kind)
 
 
+def class_by_path(class_path: str, classes: dict[str, type]) -> type | None:
+    """The class of ``classes`` (as :func:`model_classes` gives them) named by its full path or as its
+    package exports it (``zoo.models.LeNet5`` for ``zoo.models.lenet.LeNet5``, as recipes and
+    checkpoints name them); None if none is."""
+    for path, cls in classes.items():
+        if class_path in (path, f"{path.rsplit('.', 2)[0]}.{cls.__qualname__}"):
+            return cls
+    return None
+
+
 def register_model(name: str, target: str, **fixed: Any) -> None:
     """Add a model under ``name``: ``target`` is ``"package.module:Class"`` (imported on first use).
 

@@ -155,12 +155,12 @@ def _recipe(config: str | Path) -> dict[str, Any]:
 
 
 def _registered(class_path: str, classes: dict[str, type], what: str, source: str) -> type:
-    """The registered class named by its full path or as its package exports it (``zoo.models.LeNet5``
-    for ``zoo.models.lenet.LeNet5``, as recipes and checkpoints name them)."""
-    for path, cls in classes.items():
-        if class_path in (path, f"{path.rsplit('.', 2)[0]}.{cls.__qualname__}"):
-            return cls
-    raise ReportError(f"{source}: {what} class {class_path!r} is not a zoo {what}")
+    from zoo.registry import class_by_path
+
+    cls = class_by_path(class_path, classes)
+    if cls is None:
+        raise ReportError(f"{source}: {what} class {class_path!r} is not a zoo {what}")
+    return cls
 
 
 def _section(config: str | Path, what: str) -> tuple[str, dict[str, Any]]:
@@ -188,8 +188,8 @@ def _datamodule(class_path: str, init_args: dict[str, Any], data_dir: str | None
 def _from_checkpoint(path: Path, config: str | Path | None, data_dir: str | None):
     """(model, test DataModule) of a ``zoo fit`` checkpoint: the classes and the data's settings come from
     the checkpoint (``zoo fit`` records both), or from ``config`` when given. Nothing is unpickled."""
+    from zoo.checkpointing import check_checkpoint_file, model_from_checkpoint
     from zoo.registry import model_classes
-    from zoo.trainer_cli import check_checkpoint_file
 
     checkpoint = check_checkpoint_file(str(path), flag="")
     if config is not None:
@@ -203,9 +203,8 @@ def _from_checkpoint(path: Path, config: str | Path | None, data_dir: str | None
         if model_path is None or data_path is None:
             raise ReportError(f"{path} does not record its model and data classes (it was not written by zoo fit): "
                               "pass the recipe it was trained with, --config RECIPE.yaml")
-    cls = _registered(model_path, model_classes(), "model", str(path))
-    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    return model, _datamodule(data_path, data_args, data_dir, str(path))
+    _registered(model_path, model_classes(), "model", str(path))  # a clear error before the weights are read
+    return model_from_checkpoint(path, model_path), _datamodule(data_path, data_args, data_dir, str(path))
 
 
 # ----- classifiers ---------------------------------------------------------------------------------

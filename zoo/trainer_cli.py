@@ -11,7 +11,6 @@ import importlib
 import inspect
 import json
 import os
-import pickle
 import re
 import sys
 import time
@@ -29,8 +28,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import default_callbacks
-from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, checkpoint_dir
-from zoo.errors import CheckpointError, UsageError
+from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint_file, checkpoint_dir
+from zoo.errors import UsageError
 from zoo.models.base import ZooModule
 from zoo.names import did_you_mean
 from zoo.recipes import RecipeNotFoundError, resolve_config
@@ -42,29 +41,6 @@ import zoo.models  # noqa: E402,F401
 
 ZOO_ONLY_FLAGS = ("--publish", "--weights_dir")
 RUNS_DIR = "runs"  # default_root_dir when the user gives none
-CKPT_NAMES = ("last", "best", "hpc")  # not files: "last" the zoo resolves (ZooCLI.before_fit), the others Lightning
-
-
-def check_checkpoint_file(ckpt_path, flag: str = "--ckpt_path") -> dict | None:
-    """Refuse a checkpoint that is missing, truncated or not a checkpoint, before anything runs.
-
-    Returns the checkpoint (memory-mapped, read without unpickling objects); None for no path or a name
-    such as ``last``. ``flag`` is the option the path was given with, as the error names it ("" for an
-    argument without one, as ``zoo evaluate`` takes it)."""
-    if not ckpt_path or ckpt_path in CKPT_NAMES:
-        return None
-    named = f"{flag} {ckpt_path}" if flag else str(ckpt_path)
-    if not Path(ckpt_path).is_file():
-        raise CheckpointError(f"{named}: no such checkpoint file")
-    try:
-        return torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-        raise CheckpointError(
-            f"{named} is truncated, corrupt or not a Lightning checkpoint ({err}). "
-            "Nothing was loaded; pass another checkpoint (e.g. best-*.ckpt or last.ckpt beside it)."
-        ) from err
-
-
 SCHEDULES_WITH_A_LENGTH = ("cosine", "onecycle", "step")  # zoo.optim: they are fitted to the run's number of steps
 
 

@@ -54,32 +54,49 @@ def scan_folder(root: Path, class_names: tuple[str, ...] | None = None) -> tuple
     return class_names, samples
 
 
-def read_image(path: Path, channels: int, image_size: int, framing: Framing | None = None) -> torch.Tensor:
+def read_image(path, channels: int, image_size: int, framing: Framing | None = None, name: str | None = None
+               ) -> torch.Tensor:
     """Decode ``path`` to a (channels, image_size, image_size) uint8 tensor.
 
     Args:
-        path: an image file Pillow reads.
+        path: an image file Pillow reads, or a binary file object holding one.
         channels: 1 (grayscale) or 3 (RGB).
         image_size: side of the square result.
         framing: None: the shorter side is resized to ``image_size``, then centre-cropped. A framing
             (:mod:`zoo.data.framing`): the image is brought into that dataset's format (polarity,
             bounding box, centring) in grayscale, then resized to ``image_size`` if its field differs.
+        name: what error messages call the image (default: ``path``).
+
+    An image of more pixels than Pillow's limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million) is
+    refused from its header, before it is decoded: such a file is more likely a decompression bomb
+    than a photo. Raise the limit in Python to read larger ones.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF
 
+    name = path if name is None else name
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 or framing is not None else "RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise ImageFolderError(f"cannot read image {path}: {err}. Remove or replace the file.") from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 or framing is not None else "RGB")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageFolderError(f"{name} is too large to read: {err} The limit is Pillow's "
+                               "PIL.Image.MAX_IMAGE_PIXELS; scale the image down or raise the limit.") from None
+    except UnidentifiedImageError as err:
+        raise ImageFolderError(f"cannot read image {name}: Pillow does not recognise it as an image file. "
+                               "Remove or replace the file.") from err
+    except OSError as err:
+        raise ImageFolderError(f"cannot read image {name}: {err}. Remove or replace the file.") from err
     if framing is None:
         image = TF.center_crop(TF.resize(image, image_size, antialias=True), [image_size, image_size])
         return TF.pil_to_tensor(image)  # (C, S, S) uint8
     try:
         framed = frame_image(TF.pil_to_tensor(image)[0], framing)[None]  # (1, field, field) uint8
     except ValueError as err:
-        raise ImageFolderError(f"cannot frame image {path} as {framing.title}: {err}") from err
+        raise ImageFolderError(f"cannot frame image {name} as {framing.title}: {err}") from err
     if framing.field != image_size:
         framed = TF.resize(framed, [image_size, image_size], antialias=True)
     return framed.expand(channels, -1, -1).contiguous()  # (C, S, S) uint8
