@@ -81,6 +81,17 @@ MISTAKES = [
     (["export", "lenet5_mnist", "--part", "decodr"], r"invalid choice: 'decodr'.* Did you mean decoder\?"),
     (["export", "lenet5_mnist", "--part", "decoder"], r"LeNet5 has no decoder to export"),
     (["export", "lenet5_mnsit"], r"Did you mean lenet5_mnist\?"),
+    # serve
+    (["serve", "lenet5_mnsit"], r"no shipped weights named 'lenet5_mnsit'.*Did you mean lenet5_mnist\?"),
+    (["serve"], r"the following arguments are required: weights"),
+    (["serve", "lenet5_mnist", "--port", "0"], r"argument --port: must be at least 1, got 0"),
+    (["serve", "lenet5_mnist", "--port", "80000"], r"argument --port: must be at most 65535, got 80000"),
+    (["serve", "lenet5_mnist", "--port", "http"], r"argument --port: 'http' is not a whole number"),
+    (["serve", "lenet5_mnist", "--max_batch_size", "0"], r"argument --max_batch_size: must be at least 1, got 0"),
+    (["serve", "lenet5_mnist", "--batch_timeout", "-1"], r"argument --batch_timeout: must be at least 0.0, got -1"),
+    (["serve", "lenet5_mnist", "--accelerator", "gpu"], r"invalid choice: 'gpu'.*cuda"),
+    (["serve", "missing.ckpt"], r"missing\.ckpt: no such checkpoint file"),
+    (["serve", "notes.txt"], r"no shipped weights named 'notes\.txt'"),
 ]
 
 
@@ -95,7 +106,7 @@ def _check_answer(status, stderr: str, expected: str) -> None:
 def test_the_table_covers_every_subcommand():
     assert len(BY_CONSOLE_SCRIPT) == 4
     commands = {argv[0] for argv, _ in MISTAKES}
-    assert {"fit", "validate", "test", "predict", "list", "recipes", "evaluate", "infer", "sample", "export"} <= commands
+    assert {"fit", "validate", "test", "predict", "list", "recipes", "evaluate", "infer", "sample", "export", "serve"} <= commands
     assert len(MISTAKES) >= 25
 
 

@@ -8,8 +8,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import REPO
+from tests.test_serve import served
 
 pytestmark = pytest.mark.compat  # the wheel and what it installs
 
@@ -85,5 +87,10 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
         sampled = _run(pip_user, "zoo", "sample", weights, "4", "--output", folder, "--label", label, cwd=user, env=env)
         assert sampled.strip() == f"4 samples written to {folder}"
         assert len(list((user / folder).glob("sample_*.png"))) == 4
+    with served("lenet5_mnist", zoo=str(pip_user / "zoo"), cwd=user, env=env) as url:  # the serve extra: here, the suite's
+        files = sorted((user / "scans").iterdir())
+        answer = requests.post(f"{url}/predict", files=[("image", (f.name, f.read_bytes())) for f in files], timeout=120)
+    served_right = sum(truth[user / "scans" / p["image"]] == p["class"] for p in answer.json()["predictions"])
+    assert served_right == right  # what zoo infer read, zoo serve reads
     assert sorted(p.name for p in user.iterdir()) == ["fours", "lenet5_mnist.onnx", "report", "runs", "scans",
                                                      "scans.csv", "sevens", "vae_mnist.pt2"]

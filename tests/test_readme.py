@@ -59,6 +59,8 @@ INFER = ["zoo infer lenet5_mnist my_digits/", "zoo infer lenet5_mnist my_digits/
          "zoo sample cgan_mnist 16 --output sevens/ --label 7", "zoo sample cvae_mnist 16 --output fours/ --label 4"]
 EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.export",
           "zoo export vae_mnist --part decoder --output vae_sampler.onnx"]
+SERVE = ["zoo serve lenet5_mnist", "curl -F image=@digit.png http://127.0.0.1:8000/predict", "zoo serve cgan_mnist",
+         'curl -H "Content-Type: application/json" -d \'{"n": 4, "seed": 0, "labels": 7}\' http://127.0.0.1:8000/predict']
 REPORT = ["zoo evaluate lenet5_mnist --report report/",
           "zoo evaluate runs/lenet5_digits/version_0/checkpoints/last.ckpt --report my_report/"]
 # Commands that are .ci/run's own job: the install and the test command.
@@ -72,7 +74,8 @@ RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", 'py
 
 
 def test_every_readme_command_is_run_by_the_suite():
-    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *USER_INSTALL, *RUN_BY_CI}
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *SERVE, *USER_INSTALL,
+                                        *RUN_BY_CI}
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():
@@ -201,6 +204,35 @@ def test_readme_report_commands_run_as_written(user_folder, data_dir):
         assert {"metrics.json", "index.html", "confusion_matrix.png"} <= {p.name for p in (user_folder / folder).iterdir()}
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (REPO / picture).is_file()
+
+
+@pytest.mark.slow
+def test_readme_serve_commands_and_python_run_as_written(user_folder, data_dir, capsys, monkeypatch):
+    """The server on the README's own port, asked with curl and requests as the README shows, about a scan
+    of the first MNIST test digit (a 7): dark ink on light paper."""
+    import json
+
+    from PIL import Image, ImageOps
+    from torchvision.datasets.mnist import read_image_file
+
+    from tests.test_serve import served
+
+    text = section("## Serve over HTTP")
+    digit = read_image_file(str(data_dir / "MNIST/raw/t10k-images-idx3-ubyte"))[0].numpy()
+    ImageOps.invert(Image.fromarray(digit)).resize((140, 140)).save(user_folder / "digit.png")
+    assert SERVE[0].split() == ["zoo", "serve", "lenet5_mnist"] and SERVE[2].split() == ["zoo", "serve", "cgan_mnist"]
+    with served("lenet5_mnist", port=8000, cwd=user_folder):
+        answer = json.loads(_run(SERVE[1], user_folder, {}).stdout)
+        monkeypatch.chdir(user_folder)
+        exec(re.search(r"```python\n(.*?)```", text, re.S).group(1), {})
+    shown = re.search(r"```text\n(.*?)```", text, re.S).group(1)
+    assert answer["predictions"][0]["class"] == "7" and '"class":"7"' in shown
+    assert len(answer["predictions"][0]["top_k"]) == 5
+    assert capsys.readouterr().out.strip() == "7"
+    with served("cgan_mnist", port=8000, cwd=user_folder):
+        samples = json.loads(_run(SERVE[3], user_folder, {}).stdout)
+    assert len(samples["images"]) == 4 and samples["labels"] == 7
+    assert sorted(p.name for p in user_folder.iterdir()) == ["digit.png"]  # the server wrote nothing here
 
 
 def _anchor(heading: str) -> str:

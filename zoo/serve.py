@@ -206,16 +206,10 @@ class ZooAPI(ls.LitAPI):
                 raise bad_request(422, f"labels: {err}") from None
         return {"n": n, "seed": seed, "labels": labels}
 
-    def batch(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return inputs  # predict takes the decoded requests as they are (see predict)
-
-    def unbatch(self, output: list[Any]) -> list[Any]:
-        return output
-
     def predict(self, requests):
         import torch
 
-        single = isinstance(requests, dict)  # without batching LitServe passes one request
+        single = isinstance(requests, dict)  # one request, or with batching the list of those LitServe gathered
         requests = [requests] if single else requests
         with torch.inference_mode():
             if self.kind == "sample":
