@@ -496,8 +496,13 @@ def check(run: Run, what: str, checks: list[str]) -> bool:
     return not run.wrong and not failed
 
 
-def examples(outcomes: list[Outcome], n: int = 3) -> str:
-    return "; ".join(f"{o.request.kind} -> {o.status} {o.body[:160].decode(errors='replace')}" for o in outcomes[:n])
+def examples(outcomes: list[Outcome], n: int = 4) -> str:
+    """The ``n`` most frequent distinct answers among ``outcomes``, with their counts."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        answer = f"{o.request.kind} request -> {o.status} {o.body[:200].decode(errors='replace')}".strip()
+        counts[answer] = counts.get(answer, 0) + 1
+    return "; ".join(f"{n:,}× {answer}" for answer, n in sorted(counts.items(), key=lambda item: -item[1])[:n])
 
 
 def main() -> None:
