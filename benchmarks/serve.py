@@ -3,7 +3,7 @@ concurrent clients, with and without dynamic batching, against the same model be
 endpoint; the answers to malformed requests; the server's memory over 20,000 requests.
 
     python -m benchmarks.serve [--data_dir DIR] [--weights lenet5_mnist alexnet_fashionmnist]
-                               [--requests 2000] [--memory_requests 20000] [--quick]
+                               [--requests 1000] [--repeats 3] [--memory_requests 20000] [--quick]
 
 Everything runs on 127.0.0.1, one server at a time: ``zoo serve WEIGHTS`` as a user starts it (its
 own process group, stopped with SIGINT as Ctrl-C stops it), once as it comes and once with
@@ -26,8 +26,10 @@ sends 500 requests (a tenth malformed), then ``--memory_requests`` more, and rea
 memory of the server's process tree (``VmRSS`` of ``/proc/PID/status``, summed) along the way.
 
 Clients: one asyncio task per client, each with its own keep-alive connection, in this process
-(standard library only). Each run stops after its request count or ``--seconds``, whichever comes
-first; a request without an answer after ``--timeout`` seconds counts as a timeout.
+(standard library only). Each server gets ``--repeats`` runs per client count, the client counts
+alternating, and the table shows the run of median throughput: the machine may be shared. Each run
+stops after its request count or ``--seconds``, whichever comes first; a request without an answer
+after ``--timeout`` seconds counts as a timeout.
 """
 
 from __future__ import annotations
@@ -483,6 +485,11 @@ def measure(server: Server, what: str, requests: list[Request], clients: int, ex
     return run
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run of median throughput (of an even number, the slower middle one)."""
+    return sorted(runs, key=Run.throughput)[(len(runs) - 1) // 2]
+
+
 def check(run: Run, what: str, checks: list[str]) -> bool:
     """Whether every good request of ``run`` was answered right and every malformed one 4xx; what was
     not goes into ``checks``, with examples."""
@@ -496,13 +503,13 @@ def check(run: Run, what: str, checks: list[str]) -> bool:
     return not run.wrong and not failed
 
 
-def examples(outcomes: list[Outcome], n: int = 4) -> str:
-    """The ``n`` most frequent distinct answers among ``outcomes``, with their counts."""
+def examples(outcomes: list[Outcome], most: int = 4) -> str:
+    """The ``most`` frequent distinct answers among ``outcomes``, with their counts."""
     counts: dict[str, int] = {}
     for o in outcomes:
         answer = f"{o.request.kind} request -> {o.status} {o.body[:200].decode(errors='replace')}".strip()
         counts[answer] = counts.get(answer, 0) + 1
-    return "; ".join(f"{n:,}× {answer}" for answer, n in sorted(counts.items(), key=lambda item: -item[1])[:n])
+    return "; ".join(f"{n:,}× {answer}" for answer, n in sorted(counts.items(), key=lambda item: -item[1])[:most])
 
 
 def main() -> None:
@@ -510,7 +517,9 @@ def main() -> None:
     parser.add_argument("--data_dir", default=os.environ.get("ZOO_DATA_DIR"), help="data root (default: $ZOO_DATA_DIR)")
     parser.add_argument("--weights", nargs="+", default=["lenet5_mnist", "alexnet_fashionmnist"])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients per run")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per run (server and client count)")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per run (server and client count)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each server and client count, client counts alternating; the table shows the median run")
     parser.add_argument("--warmup", type=int, default=300, help="requests to each server before its runs, not counted")
     parser.add_argument("--malformed_requests", type=int, default=2000,
                         help="requests of the malformed run of each zoo serve (a tenth malformed), at the most clients")
@@ -530,7 +539,7 @@ def main() -> None:
         serve_minimal(args.endpoint, args.port)
         return
     if args.quick:
-        args.requests, args.warmup, args.malformed_requests, args.memory_requests = 300, 100, 1000, 3000
+        args.requests, args.repeats, args.warmup, args.malformed_requests, args.memory_requests = 300, 1, 100, 1000, 3000
     if not args.data_dir:
         raise SystemExit("set ZOO_DATA_DIR or pass --data_dir: the folder holding MNIST/raw/ and FashionMNIST/raw/")
     # Ctrl-C stops the run even when it was started with SIGINT ignored (a background job), and so the
@@ -567,12 +576,20 @@ def main() -> None:
                 rest_rows.append([f"`{weights}`", name, len(process_tree(server.process.pid)),
                                   f"{rss_bytes(server.process.pid) / 2**20:,.0f}", f"{idle:.1%}"])
                 measure(server, "warm-up", traffic(pngs, args.warmup, False), top, expected, args.seconds, args.timeout)
-                runs[name] = {c: measure(server, "load", traffic(pngs, args.requests, False), c, expected, args.seconds,
-                                         args.timeout) for c in args.clients}
-                for clients, run in runs[name].items():
-                    load_rows.append([f"`{weights}`", name, clients, f"{run.throughput():,.0f}", f"{run.latency_ms(0.5):.1f}",
-                                      f"{run.latency_ms(0.99):.1f}", f"{len(run.good) - len(run.wrong):,} / {len(run.good):,}"])
-                    check(run, f"{weights}, {name}, {clients} clients", checks)
+                repeated: dict[int, list[Run]] = {c: [] for c in args.clients}
+                for _ in range(args.repeats):  # client counts alternate, so that drift hits them alike
+                    for clients in args.clients:
+                        repeated[clients].append(measure(server, "load", traffic(pngs, args.requests, False), clients,
+                                                         expected, args.seconds, args.timeout))
+                runs[name] = {clients: median_run(each) for clients, each in repeated.items()}
+                for clients, each in repeated.items():
+                    run, good = runs[name][clients], sum(len(r.good) for r in each)
+                    right = good - sum(len(r.wrong) for r in each)
+                    load_rows.append([f"`{weights}`", name, clients, f"{run.throughput():,.0f}",
+                                      " ".join(f"{r.throughput():,.0f}" for r in each), f"{run.latency_ms(0.5):.1f}",
+                                      f"{run.latency_ms(0.99):.1f}", f"{right:,} / {good:,}"])
+                    for r in each:
+                        check(r, f"{weights}, {name}, {clients} clients", checks)
                 if name == SERVERS[0]:
                     continue
                 run = measure(server, "malformed", traffic(pngs, args.malformed_requests, True), top, expected,
@@ -594,9 +611,10 @@ def main() -> None:
     memory_rows, growth = memory_run(args, notes, checks)
     print(f"zoo serve on 127.0.0.1, one server at a time; {machine()}; "
           f"{time.perf_counter() - started:.0f} s in all")
-    print(f"Each request: multipart POST /predict of one test image (PNG); {args.requests:,} requests per run after "
-          f"{args.warmup:,} of warm-up; batching: {' '.join(BATCHING)}; img/s counts answers that were right\n")
-    print(table(["weights", "server", "clients", "img/s", "p50 ms", "p99 ms", "right answers"], load_rows))
+    print(f"Each request: multipart POST /predict of one test image (PNG); {args.repeats} runs of {args.requests:,} "
+          f"requests per server and client count after {args.warmup:,} of warm-up, the median run shown; batching: "
+          f"{' '.join(BATCHING)}; img/s counts answers that were right\n")
+    print(table(["weights", "server", "clients", "img/s", "runs img/s", "p50 ms", "p99 ms", "right answers"], load_rows))
     print(f"\nzoo serve / minimal endpoint at {top} clients (goals: throughput ≥ 0.7×, p99 ≤ 2×)")
     print(table(["weights", "server", "throughput", "p99"], ratio_rows))
     print("\nServers at rest, after starting (RSS summed over the process tree; CPU over 3 s)")
