@@ -551,7 +551,7 @@ def main() -> None:
     load_rows, rest_rows, ratio_rows, malformed_rows, checks = [], [], [], [], []
     kinds: dict[str, dict[str, int]] = {}
     top = max(args.clients)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     for weights in args.weights:
         pngs, labels = split_pngs(weights, Path(args.data_dir), args.images)
         reference = Classifier(weights)
@@ -609,8 +609,8 @@ def main() -> None:
                                f"{p99:.2f}× ({'met' if p99 <= 2 else '**missed**'})"])
 
     memory_rows, growth = memory_run(args, notes, checks)
-    print(f"zoo serve on 127.0.0.1, one server at a time; {machine()}; "
-          f"{time.perf_counter() - started:.0f} s in all")
+    print(f"zoo serve on 127.0.0.1, one server at a time; {machine()}; {time.perf_counter() - started:.0f} s in all; "
+          f"1-minute load average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print(f"Each request: multipart POST /predict of one test image (PNG); {args.repeats} runs of {args.requests:,} "
           f"requests per server and client count after {args.warmup:,} of warm-up, the median run shown; batching: "
           f"{' '.join(BATCHING)}; img/s counts answers that were right\n")
