@@ -35,10 +35,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(*args: str, env: dict[str, str] | None = None, port: int | None = None, cwd=None, zoo: str = ZOO):
+def served(*args: str, env: dict[str, str] | None = None, port: int | None = None, cwd=None, zoo: str = ZOO,
+           terminate: bool = False):
     """``zoo serve ARGS...`` on 127.0.0.1 as a user starts it, until /health answers; stopped as a user stops
     it, with Ctrl-C (SIGINT to its processes), which must end it cleanly.
-    ``port``: a free one if None; 8000, the default, is not named on the command line. ``zoo``: the console script."""
+    ``port``: a free one if None; 8000, the default, is not named on the command line. ``zoo``: the console script.
+    ``terminate``: stopped as a supervisor stops it instead, SIGTERM to the command's process alone."""
     command = [zoo, "serve", *args] if port == 8000 else [zoo, "serve", *args, "--port", str(port or free_port())]
     port = port or int(command[-1])
     with tempfile.TemporaryFile("w+") as log:
@@ -60,15 +62,30 @@ def served(*args: str, env: dict[str, str] | None = None, port: int | None = Non
             yield url
         finally:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)
+                process.terminate() if terminate else os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(timeout=30)
+                deadline = time.monotonic() + 30
+                while _group_alive(process.pid) and time.monotonic() < deadline:
+                    time.sleep(0.2)
             except subprocess.TimeoutExpired:
+                pass
+            left = _group_alive(process.pid)
+            if left:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            assert not left, "zoo serve left processes running after it was stopped"
         log.seek(0)
         output = log.read()  # Ctrl-C stops it cleanly, and nothing meant for programmers was printed
         assert process.returncode == 0 and "Traceback" not in output and "Warning" not in output, output[-3000:]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -191,20 +208,27 @@ def test_after_every_bad_request_the_server_still_answers_right(lenet_server, sc
 
 
 @pytest.mark.slow
-def test_dynamic_batching_answers_each_request_with_its_own_images(scans):
+def test_dynamic_batching_answers_each_request_with_its_own_images_and_sigterm_stops_it(scans):
     folder, _ = scans
     files = sorted(folder.iterdir())[:12]
     alone = {}
     from concurrent.futures import ThreadPoolExecutor
 
-    with served("lenet5_mnist", "--max_batch_size", "8", "--batch_timeout", "0.05") as url:
+    bad = BAD_REQUESTS[6][1]  # not an image: refused by the model's worker, inside a batch
+    with served("lenet5_mnist", "--max_batch_size", "8", "--batch_timeout", "0.05", terminate=True) as url:
         for f in files:
             alone[f.name] = _upload(url, f).json()["predictions"][0]
         with ThreadPoolExecutor(8) as pool:  # requests that arrive together share forward passes
             together = list(pool.map(lambda f: _upload(url, f, top_k=5).json()["predictions"][0], files))
+            mixed = list(pool.map(lambda i: _upload(url, files[i]) if i % 2 else
+                                  requests.post(f"{url}/predict", timeout=60, **bad), range(8)))
     for f, prediction in zip(files, together):
         assert prediction["image"] == f.name and prediction["class"] == alone[f.name]["class"]
         assert prediction["probability"] == pytest.approx(alone[f.name]["probability"], abs=1e-5)
+    # a bad request batched with good ones is answered alone: the good ones are not refused with it
+    assert [answer.status_code for answer in mixed] == [422, 200] * 4
+    assert all("Pillow does not recognise" in answer.json()["detail"] for answer in mixed[::2])
+    assert [a.json()["predictions"][0]["class"] for a in mixed[1::2]] == [alone[files[i].name]["class"] for i in (1, 3, 5, 7)]
 
 
 @pytest.mark.slow

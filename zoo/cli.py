@@ -381,6 +381,18 @@ def _serve(argv: list[str]) -> int:
         return usage_error("serve", str(err))
     print(f"zoo serve: {args.weights} on http://{args.host}:{args.port}: POST /predict, GET /info, "
           f"docs at /docs (Ctrl-C stops it)", file=sys.stderr)
+    import signal
+
+    command_pid = os.getpid()
+
+    def stop(signum, frame):  # `kill PID`, a supervisor, `docker stop`: the graceful way Ctrl-C takes
+        if os.getpid() != command_pid:  # a process LitServe forked, which inherited this: end as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     server.run(host=args.host, port=args.port, generate_client_file=False)
     return 0
 

@@ -4,20 +4,20 @@ The server asks the model what it does (see :class:`zoo.models.base.ZooModule`) 
 /predict`` accordingly:
 
 - a classifier (``gives == "classes"``) takes images and answers the top ``top_k`` classes of each,
-  read by the code ``zoo infer`` uses (:func:`zoo.infer.read_image_bytes`: photos and scans are
-  framed as the weights' input contract says);
+  read and ranked by the code ``zoo infer`` uses (:func:`zoo.data.folder.read_image`, which frames
+  photos and scans as the weights' input contract says, and :func:`zoo.infer.top_classes`);
 - an autoencoder (``takes == gives == "images"``) takes images and answers their reconstructions;
 - a VAE or GAN (``can_sample``) takes ``{"n": 8, "seed": 0, "labels": ...}`` and answers new images.
 
 Images come as a multipart upload (``curl -F image=@digit.png``, one ``image`` field per image) or as
 JSON (``{"image": BASE64}`` or ``{"images": [BASE64, ...]}``); images go back as base64 PNGs. LitServe
-adds ``GET /health``, ``GET /info`` (what :func:`describe_weights` says) and the OpenAPI page
-``/docs``.
+adds ``GET /health``, ``GET /info`` (what :func:`load_served` says of the weights) and the OpenAPI
+page ``/docs``.
 
 Safe by default: the server listens on 127.0.0.1; with ``LIT_SERVER_API_KEY`` set in its environment
 (LitServe's variable: never on the command line, where other users of the machine could read it),
-``/predict`` answers only requests whose ``X-API-Key`` header holds it. A request body is read up to
-``max_request_bytes`` and checked before it reaches LitServe (:class:`RequestCheck`); images past
+every endpoint answers only requests whose ``X-API-Key`` header holds it. A request body is read up
+to ``--max_request_mb`` and checked before it reaches LitServe (:class:`RequestCheck`); images past
 Pillow's pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused before they are decoded, and
 nothing in a request is unpickled. Every bad request gets a 4xx answer with a JSON ``detail``.
 """
@@ -33,8 +33,10 @@ from typing import Any
 
 import litserve as ls
 from fastapi import HTTPException
+from starlette.responses import JSONResponse
 
 from zoo.errors import UsageError
+
 MAX_SAMPLES = 256  # images one sampling request may ask for
 MAX_IMAGES = 256  # images one request may send
 
@@ -152,7 +154,7 @@ def image_payloads(request, options: tuple[str, ...] = ()) -> list[tuple[str, by
 class ZooAPI(ls.LitAPI):
     """Serves one zoo model on ``POST /predict``: what it does is asked of the model (:func:`served_kind`).
 
-    Requests are decoded and checked one by one (a bad one answers 4xx alone); with dynamic
+    Requests are decoded and checked one by one (a bad one gets its own 4xx, also inside a batch); with dynamic
     batching, the images of the requests LitServe gathers go through the model in one forward
     pass, and each request gets its own rows back.
     """
@@ -172,8 +174,15 @@ class ZooAPI(ls.LitAPI):
             self.framing = input_preprocessing(model, self.preprocess)
 
     def decode_request(self, request) -> dict[str, Any]:
-        if self.kind == "sample":
-            return self._sample_request(request)
+        # A bad request is answered on its own: with dynamic batching, an exception raised here would
+        # answer every request of its batch (LitServe decodes a batch in one try), so it is kept as the
+        # request's answer instead, which predict passes by and encode_response sends.
+        try:
+            return self._sample_request(request) if self.kind == "sample" else self._image_request(request)
+        except HTTPException as err:
+            return {"refused": (err.status_code, err.detail)}
+
+    def _image_request(self, request) -> dict[str, Any]:
         import torch
 
         from zoo.data.folder import ImageFolderError, read_image
@@ -211,22 +220,27 @@ class ZooAPI(ls.LitAPI):
 
         single = isinstance(requests, dict)  # one request, or with batching the list of those LitServe gathered
         requests = [requests] if single else requests
+        valid = [r for r in requests if "refused" not in r]
         with torch.inference_mode():
             if self.kind == "sample":
                 results = [self.model.sample(r["n"], labels=r["labels"],
                                              generator=torch.Generator().manual_seed(r["seed"])).cpu()
-                           for r in requests]
-            else:
-                x = torch.cat([r["x"] for r in requests]).to(self.device).float().div_(255)
-                outputs = self.model(x).float().cpu().split([len(r["x"]) for r in requests])
-                results = list(outputs)
-        answers = [(request, result) for request, result in zip(requests, results)]
+                           for r in valid]
+            elif valid:
+                x = torch.cat([r["x"] for r in valid]).to(self.device).float().div_(255)
+                results = self.model(x).float().cpu().split([len(r["x"]) for r in valid])
+        outputs = iter(results if valid else [])
+        answers = [(r, None if "refused" in r else next(outputs)) for r in requests]  # each with its own rows
         return answers[0] if single else answers
 
-    def encode_response(self, answer) -> dict[str, Any]:
+    def encode_response(self, answer):  # unannotated: LitServe would make the annotation FastAPI's response model
+        """The JSON of one request's answer, or the 4xx its decoding kept (a ``JSONResponse``)."""
         from zoo.infer import png_bytes, top_classes
 
         request, result = answer
+        if "refused" in request:
+            status, detail = request["refused"]
+            return JSONResponse({"detail": detail}, status_code=status)
         if self.kind == "classify":
             rows = top_classes(self.model, result, request["names"], request["top_k"])
             return {"predictions": [{"image": row["path"], "class": row["class"], "probability": row["probability"],
