@@ -179,7 +179,7 @@ BAD_REQUESTS = [
     ("text in the image field", dict(files={"image": (None, "digit.png")}), 422, "image field 1 is text, not a file"),
     ("no images in JSON", dict(json={"images": []}), 422, "no images"),
     ("bad base64", dict(json={"image": "not base64!"}), 422, "image 1 is not valid base64"),
-    ("a number for an image", dict(json={"image": 7}), 422, "image 1 is a int, not a base64 string"),
+    ("a number for an image", dict(json={"image": 7}), 422, "image 1 is not a base64 string (got int 7)"),
     ("top_k out of range", dict(json={"image": base64.b64encode(_png()).decode(), "top_k": 0}), 422,
      "top_k must be a whole number from 1 to 1000, got 0"),
     ("top_k not a number", dict(files={"image": ("d.png", _png())}, data={"top_k": "many"}), 422, "top_k must be"),

@@ -55,7 +55,7 @@ def served_kind(model) -> str:
     if model.takes == model.gives == "images" and model.condition_classes is None:
         return "reconstruct"
     raise ServeError(f"zoo serve serves image classifiers, autoencoders, VAEs and GANs: {type(model).__name__} "
-                     f"takes {model.takes} and gives {model.gives}. Call it from Python instead")
+                     f"takes {model.takes} and gives {model.gives}. Call it from Python instead.")
 
 
 def load_served(weights: str | Path):
@@ -126,7 +126,7 @@ def image_payloads(request, options: tuple[str, ...] = ()) -> list[tuple[str, by
         payloads = []
         for i, text in enumerate(encoded, 1):
             if not isinstance(text, str):
-                raise bad_request(422, f"image {i} is a {type(text).__name__}, not a base64 string")
+                raise bad_request(422, f"image {i} is not a base64 string (got {type(text).__name__} {text!r:.40})")
             try:
                 payloads.append((f"image {i}", base64.b64decode(text, validate=True)))
             except (binascii.Error, ValueError) as err:
@@ -165,7 +165,14 @@ class ZooAPI(ls.LitAPI):
         self.weights, self.top_k, self.preprocess = str(weights), top_k, preprocess
 
     def setup(self, device) -> None:
+        import signal
+
         from zoo.infer import image_size_of, input_preprocessing
+
+        # This runs in LitServe's model process. Ctrl-C reaches every process of the terminal; this one
+        # leaves it to the command, which stops the server and then ends this process (SIGTERM), so
+        # that a request being answered at that moment is not cut off with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
         model, _ = load_served(self.weights)
         self.model, self.kind, self.device = model.to(device), served_kind(model), device
