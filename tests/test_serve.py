@@ -296,6 +296,17 @@ def test_a_model_that_takes_no_images_is_refused_before_the_server_starts(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["forecaster"]  # nothing written where the user stood
 
 
+def test_a_port_in_use_is_named_before_the_server_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = zoo_command("serve", "lenet5_mnist", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use): another server may have it; choose " \
+           "another with --port N" in result.stderr
+
+
 @pytest.mark.slow
 def test_a_checkpoint_of_zoo_fit_is_served(tmp_path, data_dir):
     fit = zoo_command("fit", "--config", "lenet5_digits", "--trainer.max_epochs", "1", cwd=tmp_path,

@@ -344,7 +344,7 @@ def _serve(argv: list[str]) -> int:
         "(multipart 'image' fields or base64 JSON) and answers a classifier's top classes or an autoencoder's "
         "reconstructions; a VAE or GAN takes JSON {\"n\": 8, \"seed\": 0, \"labels\": ...} and answers images. "
         "GET /health, GET /info and the OpenAPI page /docs come with it. With LIT_SERVER_API_KEY set in the "
-        "environment, /predict needs the header X-API-Key.")
+        "environment, every endpoint needs the header X-API-Key.")
     parser.add_argument("weights", help="shipped weights (see `zoo list`), a save_pretrained folder or a .ckpt of zoo fit")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only; "
                         "0.0.0.0 listens on every network interface)")
@@ -369,9 +369,18 @@ def _serve(argv: list[str]) -> int:
 
     if importlib.util.find_spec("litserve") is None or importlib.util.find_spec("multipart") is None:
         return usage_error("serve", f"zoo serve needs LitServe, an optional extra: {SERVE_EXTRA}")
+    import socket
+
     from zoo.errors import ZooError
     from zoo.serve import build_server
 
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as err:
+            return usage_error("serve", f"cannot listen on {args.host}:{args.port} ({err.strerror}): another "
+                                        "server may have it; choose another with --port N, or --host")
     try:
         server = build_server(args.weights, top_k=args.top_k, preprocess=args.preprocess,
                               max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout,
