@@ -155,6 +155,14 @@ def test_the_generative_example_answers_what_the_tools_ask(generative_package, t
     z = torch.randn(6, 4, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(decoder(z), images, atol=1e-5)  # sample() is the decoder of z ~ N(0, I)
 
+    # zoo sample and zoo serve ask the same questions, so they take it with no change of theirs.
+    from zoo.infer import sample_files
+    from zoo.serve import served_kind
+
+    written = sample_files(str(folder), 3, tmp_path / "samples", seed=3)
+    assert [p.name for p in written] == ["sample_0000.png", "sample_0001.png", "sample_0002.png"]
+    assert served_kind(loaded) == "sample"
+
 
 def test_the_generative_example_trains_from_the_guides_recipe(generative_package, tmp_path, data_dir):
     (recipe_text,) = _blocks("yaml", GENERATIVE)
