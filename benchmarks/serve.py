@@ -6,8 +6,8 @@ endpoint; the answers to malformed requests; the server's memory over 20,000 req
                                [--requests 1000] [--repeats 3] [--memory_requests 20000] [--quick]
 
 Everything runs on 127.0.0.1, one server at a time: ``zoo serve WEIGHTS`` as a user starts it (its
-own process group, stopped with SIGINT as Ctrl-C stops it), once as it comes and once with
-``--max_batch_size 32 --batch_timeout 0.005``; and the minimal endpoint, this script's
+own process group, stopped with SIGINT as Ctrl-C stops it), once as it comes, once with ``--workers 2``
+and once with ``--max_batch_size 32 --batch_timeout 0.005``; and the minimal endpoint, this script's
 ``--endpoint WEIGHTS``: a raw ASGI app under uvicorn, one process, that cuts the multipart upload
 apart by hand and runs the model in ``torch.inference_mode`` with the image reading ``zoo serve``
 uses (:func:`zoo.data.folder.read_image`, framed as the weights say), answering ``{"class": ...}``
@@ -59,7 +59,7 @@ import torch
 from benchmarks.common import machine, table
 
 BATCHING = ("--max_batch_size", "32", "--batch_timeout", "0.005")
-SERVERS = ("minimal ASGI endpoint", "zoo serve", "zoo serve, batching")
+SERVERS = ("minimal ASGI endpoint", "zoo serve", "zoo serve, 2 workers", "zoo serve, batching")
 BOUNDARY = "zoo-benchmark-7d1f0c"
 REQUEST_LIMIT = 10 * 1024 * 1024  # zoo serve's default --max_request_mb, in bytes
 MALFORMED_EVERY = 10  # one request in ten is malformed in the malformed and memory runs
@@ -562,7 +562,8 @@ def main() -> None:
         commands = {
             SERVERS[0]: [sys.executable, "-m", "benchmarks.serve", "--endpoint", weights],
             SERVERS[1]: [sys.executable, "-m", "zoo.cli", "serve", weights, "--host", "127.0.0.1"],
-            SERVERS[2]: [sys.executable, "-m", "zoo.cli", "serve", weights, "--host", "127.0.0.1", *BATCHING],
+            SERVERS[2]: [sys.executable, "-m", "zoo.cli", "serve", weights, "--host", "127.0.0.1", "--workers", "2"],
+            SERVERS[3]: [sys.executable, "-m", "zoo.cli", "serve", weights, "--host", "127.0.0.1", *BATCHING],
         }
         runs: dict[str, dict[int, Run]] = {}
         for name, command in commands.items():

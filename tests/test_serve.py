@@ -287,6 +287,25 @@ def test_without_litserve_the_command_says_how_to_install_it(tmp_path, monkeypat
                                              'pip install "lightning-zoo[serve]"')
 
 
+@pytest.mark.parametrize("cores, workers, threads", [(1, 1, 1), (2, 1, 1), (2, 2, 1), (16, 1, 15), (16, 2, 7), (16, 4, 3)])
+def test_each_model_process_gets_the_cores_the_http_process_leaves_shared_among_the_workers(
+        monkeypatch, cores, workers, threads):
+    import torch
+
+    from zoo.serve import ZooAPI, cpu_threads_per_worker
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert cpu_threads_per_worker(workers) == threads
+    before, ctrl_c = torch.get_num_threads(), signal.getsignal(signal.SIGINT)
+    try:
+        api = ZooAPI("lenet5_mnist", cpu_threads=threads)
+        api.setup("cpu")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+        signal.signal(signal.SIGINT, ctrl_c)  # setup leaves Ctrl-C to the command
+
+
 def test_a_model_that_takes_no_images_is_refused_before_the_server_starts(tmp_path):
     zoo.create_model("lstm_forecaster").save_pretrained(tmp_path / "forecaster")
     result = zoo_command("serve", "forecaster", cwd=tmp_path)

@@ -353,7 +353,7 @@ def _serve(argv: list[str]) -> int:
                         help="dynamic batching: the most requests one forward pass serves (default: 1, none)")
     parser.add_argument("--batch_timeout", type=_at_least(0.0, float), default=0.0, metavar="SECONDS",
                         help="dynamic batching: how long to wait for a batch to fill")
-    parser.add_argument("--workers", type=_at_least(1), default=1, help="model processes per device")
+    parser.add_argument("--workers", type=_at_least(1), default=1, help="model processes per device (on a CPU each gets the cores less one, shared: its torch threads)")
     parser.add_argument("--accelerator", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--top_k", type=_at_least(1), default=5, help="classes per image, unless a request says")
     parser.add_argument("--preprocess", choices=("auto", "plain", "mnist"), default="auto",

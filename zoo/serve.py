@@ -28,10 +28,12 @@ import base64
 import binascii
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import litserve as ls
+import torch
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
 
@@ -160,9 +162,10 @@ class ZooAPI(ls.LitAPI):
     """
 
     def __init__(self, weights: str, top_k: int = 5, preprocess: str = "auto", max_batch_size: int = 1,
-                 batch_timeout: float = 0.0) -> None:
+                 batch_timeout: float = 0.0, cpu_threads: int | None = None) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.weights, self.top_k, self.preprocess = str(weights), top_k, preprocess
+        self.cpu_threads = cpu_threads
 
     def setup(self, device) -> None:
         import signal
@@ -176,6 +179,8 @@ class ZooAPI(ls.LitAPI):
 
         model, _ = load_served(self.weights)
         self.model, self.kind, self.device = model.to(device), served_kind(model), device
+        if self.cpu_threads and torch.device(device).type == "cpu":
+            torch.set_num_threads(self.cpu_threads)
         if self.kind != "sample":
             self.size = image_size_of(model)
             self.framing = input_preprocessing(model, self.preprocess)
@@ -190,8 +195,6 @@ class ZooAPI(ls.LitAPI):
             return {"refused": (err.status_code, err.detail)}
 
     def _image_request(self, request) -> dict[str, Any]:
-        import torch
-
         from zoo.data.folder import ImageFolderError, read_image
 
         options = ("top_k",) if self.kind == "classify" else ()
@@ -223,8 +226,6 @@ class ZooAPI(ls.LitAPI):
         return {"n": n, "seed": seed, "labels": labels}
 
     def predict(self, requests):
-        import torch
-
         single = isinstance(requests, dict)  # one request, or with batching the list of those LitServe gathered
         requests = [requests] if single else requests
         valid = [r for r in requests if "refused" not in r]
@@ -351,13 +352,25 @@ class RequestCheck:
 # ----- the server ----------------------------------------------------------------------------------
 
 
+def cpu_threads_per_worker(workers: int) -> int:
+    """Torch threads for each model process on a CPU: the cores this process may use, less one for the
+    HTTP process, shared among the ``workers``. Torch would otherwise give every model process all the
+    cores, and its threads would wait on each other and on the HTTP process (on two cores that took a
+    third of the small AlexNet's batched throughput; see benchmarks/README.md)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return max(1, (cores - 1) // workers)
+
+
 def build_server(weights: str, *, top_k: int = 5, preprocess: str = "auto", max_batch_size: int = 1,
                  batch_timeout: float = 0.0, workers: int = 1, accelerator: str = "auto", timeout: float = 30,
                  max_request_mb: float = 10):
     """A LitServe server of ``weights`` (see the module docstring), not yet running: ``.run(host, port)``."""
     _, info = load_served(weights)  # refuses weights it cannot serve before any worker starts
     api = ZooAPI(weights, top_k=top_k, preprocess=preprocess, max_batch_size=max_batch_size,
-                          batch_timeout=batch_timeout)
+                 batch_timeout=batch_timeout, cpu_threads=cpu_threads_per_worker(workers))
     return ls.LitServer(api, accelerator=accelerator, workers_per_device=workers, timeout=timeout,
                         model_metadata=info,
                         middlewares=[(RequestCheck, {"max_bytes": int(max_request_mb * 1024 * 1024)})])
