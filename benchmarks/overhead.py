@@ -14,6 +14,13 @@ between it and the plain loop is Lightning's own cost, the rest is the zoo's.
 A second table gives the same three sides' cost per training step at batch 2, where the arithmetic
 is small and the framework's Python is most of the step: these microseconds are steadier than the
 epoch times on a shared machine, and they are what the epoch ratios are made of.
+
+A third table (``--dynamics``, alone with ``--dynamics_only``) prices the training-dynamics callback
+that every ``zoo fit`` runs (``zoo.callbacks.TrainingDynamics``: norms, sampled gradient norms, dead
+units, ``dynamics.csv``): the ``lenet5_digits`` recipe's model and data for a few epochs, validation
+included, with and without it, runs alternating in one process.
+
+    python -m benchmarks.overhead --dynamics_only [--repeats 7] [--dynamics_epochs 5]
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import copy
 import logging
 import os
 import resource
+import tempfile
 import warnings
 from contextlib import contextmanager
 
@@ -130,16 +138,50 @@ def counting_faults(runs: dict, faults: dict[str, list[int]]) -> dict:
     return {name: counted(name, fn) for name, fn in runs.items()}
 
 
+def dynamics_cost(repeats: int, epochs: int) -> None:
+    """Print fit times of the lenet5_digits recipe with and without TrainingDynamics, and their ratio."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from zoo.callbacks import TrainingDynamics
+
+    torch.manual_seed(42)
+    initial = zoo.create_model("lenet5", num_classes=10, mean=[0.1557], std=[0.2772], optimizer="adam", lr=0.002)
+    datamodule = zoo.create_datamodule("digits", batch_size=64, shift=2)
+    folder = tempfile.mkdtemp(prefix="zoo-dynamics-")
+
+    def fit(callbacks) -> None:
+        trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, logger=CSVLogger(folder), callbacks=callbacks,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            log_every_n_steps=10)
+        trainer.fit(copy.deepcopy(initial), datamodule=datamodule)
+
+    runs = {"without TrainingDynamics": lambda: fit([]), "with TrainingDynamics": lambda: fit([TrainingDynamics()])}
+    fit([])  # warm-up
+    times = alternate(runs, repeats)
+    rows = [[name, f"{median(t):.3f}", f"{min(t):.3f}", " ".join(f"{v:.3f}" for v in t)] for name, t in times.items()]
+    print(f"\nlenet5_digits, {epochs} epochs with validation, batch 64; {machine()}")
+    print(table(["fit", "median s", "best s", "runs s"], rows))
+    with_, without = times["with TrainingDynamics"], times["without TrainingDynamics"]
+    print(f"TrainingDynamics' cost: {min(with_) / min(without) - 1:+.2%} (bests), "
+          f"{median(with_) / median(without) - 1:+.2%} (medians); the goal is under 1 %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--step_cost_steps", type=int, default=400, help="steps per run in the batch-2 table")
+    parser.add_argument("--dynamics", action="store_true", help="also price TrainingDynamics on lenet5_digits")
+    parser.add_argument("--dynamics_only", action="store_true", help="only the TrainingDynamics table")
+    parser.add_argument("--dynamics_epochs", type=int, default=5, help="epochs per run in the TrainingDynamics table")
     args = parser.parse_args()
     kept = zoo.malloc.keep_freed_memory()
     drop_unusable_nvml_check()  # as the zoo command does for its training runs (zoo.runtime.nvml_check_dropped)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available: ..." per fit
+    if args.dynamics_only:
+        dynamics_cost(args.repeats, args.dynamics_epochs)
+        return
     torch.manual_seed(0)
     initial = zoo.create_model("lenet5", mean=[0.1307], std=[0.3081], lr=1e-3)
 
@@ -179,6 +221,8 @@ def main() -> None:
     print(f"\nCost per training step at batch 2 ({steps} steps per run, best of {args.repeats}); the share is of "
           f"one {step_us / 1e3:.2f} ms plain-loop step at batch {args.batch_size}")
     print(table(["one step", "best µs", "median µs", "µs over the plain loop", "share of a step"], rows))
+    if args.dynamics:
+        dynamics_cost(args.repeats, args.dynamics_epochs)
 
 
 if __name__ == "__main__":

@@ -140,11 +140,16 @@ def test_bad_config_value_is_refused_with_the_field_named(in_tmp):
 
 
 @pytest.mark.parametrize("flags, produced", [
+    # a save_dir given is respected
     ([f"--trainer.logger={json.dumps({'class_path': 'lightning.pytorch.loggers.TensorBoardLogger', 'init_args': {'save_dir': 'tb'}})}"],
      "tb/lightning_logs/version_0/events.out.tfevents"),
+    # named without one, a logger writes into the run folder
+    (["--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger"], "runs/lenet5_digits/version_0/events.out.tfevents"),
+    (["--trainer.logger", "CSVLogger"], "runs/lenet5_digits/version_0/metrics.csv"),
     # as the README writes it: save_dir left at WandbLogger's default "."
-    (["--trainer.logger", "lightning.pytorch.loggers.WandbLogger", "--trainer.logger.offline", "true"], "runs/wandb/"),
-], ids=["tensorboard", "wandb"])
+    (["--trainer.logger", "lightning.pytorch.loggers.WandbLogger", "--trainer.logger.offline", "true"],
+     "runs/lenet5_digits/version_0/wandb/offline-run-"),
+], ids=["tensorboard-save_dir", "tensorboard", "csv", "wandb"])
 def test_other_loggers(flags, produced, in_tmp):
     run_zoo("fit", "--config", str(REPO / "recipes/lenet5_digits.yaml"), "--trainer.max_epochs", "1", *flags,
             cwd=in_tmp, env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})

@@ -41,6 +41,11 @@ import zoo.models  # noqa: E402,F401
 
 ZOO_ONLY_FLAGS = ("--publish", "--weights_dir")
 RUNS_DIR = "runs"  # default_root_dir when the user gives none
+# --logger WORD: the loggers a user chooses in one word
+LOGGERS = {"csv": "lightning.pytorch.loggers.CSVLogger", "tensorboard": "lightning.pytorch.loggers.TensorBoardLogger",
+           "wandb": "lightning.pytorch.loggers.WandbLogger"}
+# The save_dir of a logger named without one (--trainer.logger CLASS): the run folder, filled in before it is built.
+RUN_FOLDER = "<the run folder>"
 SCHEDULES_WITH_A_LENGTH = ("cosine", "onecycle", "step")  # zoo.optim: they are fitted to the run's number of steps
 
 
@@ -76,6 +81,19 @@ def check_run_length(subcommand: str, config) -> None:
                          f"as a result: give --trainer.{nothing} 1 or more (or {off})")
 
 
+def check_logger_choice(config) -> None:
+    """Refuse an unknown ``--logger`` word, and ``--logger`` together with ``--trainer.logger``."""
+    choice = config.get("logger")
+    if choice is None:
+        return
+    if choice not in LOGGERS:
+        raise UsageError(f"--logger {choice}: unknown logger.{did_you_mean(choice, list(LOGGERS))} "
+                         f"Valid choices: {', '.join(LOGGERS)}")
+    if config.trainer.get("logger") is not None:
+        raise UsageError(f"--logger {choice} and --trainer.logger both choose the logger: give one of them "
+                         f"(--logger {choice} is --trainer.logger {LOGGERS[choice]})")
+
+
 def _class_choice(flag: str, value: str) -> list[str]:
     """``--model NAME`` / ``--data NAME`` as the parser takes it: a registry name becomes its class path
     (and the fixed settings of the name); a class name or an import path stays as it is."""
@@ -109,6 +127,11 @@ def resolve_user_arguments(argv: list[str]) -> list[str]:
     resolved, i = [], 0
     while i < len(argv):
         flag, equals, value = argv[i].partition("=")
+        if flag == "--trainer.logger" and (equals or i + 1 < len(argv)):
+            value = value if equals else argv[i + 1]
+            resolved += [flag, value, *_run_folder_save_dir(value, argv[i + (1 if equals else 2):])]
+            i += 1 if equals else 2
+            continue
         if flag not in ("--config", "--model", "--data") or (not equals and i + 1 == len(argv)):
             resolved.append(argv[i])
             i += 1
@@ -124,6 +147,23 @@ def resolve_user_arguments(argv: list[str]) -> list[str]:
         else:
             resolved += _class_choice(flag, value)
     return resolved
+
+
+def _run_folder_save_dir(logger: str, rest: list[str]) -> list[str]:
+    """``--trainer.logger.save_dir RUN_FOLDER`` for a logger class named without the ``save_dir`` it
+    requires (TensorBoard's, CSV's): its files then go to the zoo's run folder. Nothing for a logger
+    given as a dict, ``true``/``false``, one whose ``save_dir`` follows in ``rest``, or one without it."""
+    if any(arg.split("=")[0] in ("--trainer.logger.save_dir", "--trainer.logger.init_args.save_dir") for arg in rest):
+        return []
+    module_name, _, name = logger.strip().rpartition(".")
+    try:  # a class name alone (TensorBoardLogger) is one of Lightning's loggers, as the parser reads it
+        cls = getattr(importlib.import_module(module_name or "lightning.pytorch.loggers"), name)
+        parameter = inspect.signature(cls).parameters.get("save_dir")
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return []  # a dict, true/false, or a name the parser then says is wrong
+    if parameter is None or parameter.default is not parameter.empty:
+        return []  # e.g. WandbLogger's save_dir ".", which before_instantiate_classes reads as the run folder
+    return ["--trainer.logger.save_dir", RUN_FOLDER]
 
 
 def _settings_of(class_path: str) -> list[str]:
@@ -188,6 +228,20 @@ def newest_version(folder: Path) -> int | None:
     return max(versions) if versions else None
 
 
+def prepare_wandb_folder(folder: Path, resuming: bool, settings) -> None:
+    """Fill ``settings`` (a WandbLogger's arguments) so that its run lives in ``folder``; a resumed run
+    takes the id of the W&B run already there, and so its checkpoint folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings["save_dir"] = str(folder)
+    # Older wandb releases write part of their files under $WANDB_DIR (default: the cwd) whatever
+    # save_dir says, and fall back to the system's temporary folder when save_dir does not exist yet.
+    os.environ.setdefault("WANDB_DIR", str(folder))
+    # offline-run-<time>-<id> or run-<time>-<id>, newest last
+    runs = sorted((folder / "wandb").glob("*run-*-*"), key=lambda run: run.name.removeprefix("offline-"))
+    if resuming and runs and settings.get("version") is None and settings.get("id") is None:
+        settings["version"] = runs[-1].name.rsplit("-", 1)[-1]
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with the zoo's default callbacks, run folders, exact resumes, test-after-fit and publishing.
 
@@ -242,6 +296,9 @@ class ZooCLI(LightningCLI):
                                  "weights (e.g. cvae_mnist), whose decoder starts the generator.")
         parser.add_argument("--new_head", type=bool, default=False,
                             help="With --weights: start from a fresh head even if the weights' head fits.")
+        parser.add_argument("--logger", type=Optional[str], default=None,
+                            help="The logger, in one word: csv (the default), tensorboard or wandb (offline unless "
+                                 "WANDB_MODE says otherwise); its files go to the run folder.")
         parser.add_argument("--run_name", type=Optional[str], default=None,
                             help="Folder of the runs under default_root_dir (default: the recipe's file name).")
         parser.add_argument("--checkpoint_every_n_steps", type=Optional[int], default=None,
@@ -259,6 +316,7 @@ class ZooCLI(LightningCLI):
             raise UsageError(short_parse_error(str(err), self._top_level_options())) from None
         subcommand = self.config.get("subcommand")
         if subcommand:  # a bad file is refused here, before Lightning reads hyperparameters from it
+            check_logger_choice(self.config[subcommand])
             check_run_length(subcommand, self.config[subcommand])
             check_checkpoint_file(self.config[subcommand].get("ckpt_path"))
 
@@ -301,14 +359,15 @@ class ZooCLI(LightningCLI):
         init_args = getattr(logger, "init_args", None)
         if init_args is None:
             return
-        if init_args.get("save_dir") == ".":
-            init_args["save_dir"] = self._root_dir()  # e.g. WandbLogger's default: not the working directory
-        if str(logger.class_path).endswith("WandbLogger") and init_args.get("save_dir"):
-            # Older wandb releases write part of their files under $WANDB_DIR (default: the cwd) whatever
-            # save_dir says, and fall back to the system's temporary folder when save_dir does not exist yet.
-            Path(init_args["save_dir"]).mkdir(parents=True, exist_ok=True)
-            os.environ.setdefault("WANDB_DIR", str(init_args["save_dir"]))
-        if self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
+        wandb = str(logger.class_path).endswith("WandbLogger")
+        if init_args.get("save_dir") in (RUN_FOLDER, "."):  # named without a save_dir (WandbLogger's default is ".")
+            if wandb:  # no version folders of its own: it goes into the run's
+                init_args["save_dir"] = str(self._run_folder())
+            else:
+                init_args["save_dir"], init_args["name"] = self._root_dir(), config.run_name
+        if wandb and init_args.get("save_dir"):
+            prepare_wandb_folder(Path(init_args["save_dir"]), self._resuming(), init_args)
+        elif self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
             # a logger with run folders (CSV, TensorBoard): resume in the newest one
             init_args["version"] = newest_version(Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs"))
 
@@ -335,6 +394,14 @@ class ZooCLI(LightningCLI):
 
     def _root_dir(self) -> str:
         return str(self.config[self.subcommand].trainer.get("default_root_dir") or RUNS_DIR)
+
+    def _run_folder(self) -> Path:
+        """``<default_root_dir>/<run_name>/version_N``: a new N, or the newest with ``--ckpt_path last``."""
+        runs = Path(self._root_dir()) / self.config[self.subcommand].run_name
+        newest = newest_version(runs)
+        if self._resuming():
+            return runs / f"version_{newest or 0}"
+        return runs / f"version_{0 if newest is None else newest + 1}"
 
     def _resuming(self) -> bool:
         return self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last"
@@ -365,16 +432,31 @@ class ZooCLI(LightningCLI):
                 summary=trainer_cfg.get("enable_model_summary") is not False,
                 last_every_n_steps=self._option("checkpoint_every_n_steps"),
             )
-        if trainer_cfg.get("logger") in (None, True):  # the zoo's default logger: CSV, in the run folder
-            root = Path(self._root_dir()) / self._option("run_name")
-            kwargs.setdefault("logger", CSVLogger(save_dir=root.parent, name=root.name,
-                                                  version=newest_version(root) if self._resuming() else None))
+        if trainer_cfg.get("logger") in (None, True):  # the zoo's loggers, in the run folder: CSV by default
+            kwargs.setdefault("logger", self._chosen_logger(self._option("logger") or "csv"))
         if trainer_cfg.get("strategy") == "ddp":
             # A rank that dies leaves the others blocked in a collective; the timeout bounds that wait.
             kwargs.setdefault("strategy", DDPStrategy(timeout=timedelta(seconds=self._option("ddp_timeout"))))
         if not trainer_cfg.get("plugins"):
             kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         return super().instantiate_trainer(**kwargs)
+
+    def _chosen_logger(self, choice: str):
+        """The logger ``--logger choice`` names, writing into the run folder."""
+        root = Path(self._root_dir()) / self._option("run_name")
+        version = newest_version(root) if self._resuming() else None
+        if choice == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(save_dir=root.parent, name=root.name, version=version)
+        if choice == "wandb":
+            from lightning.pytorch.loggers import WandbLogger
+
+            settings = {}
+            prepare_wandb_folder(self._run_folder(), self._resuming(), settings)
+            # offline needs no account; WANDB_MODE (wandb's own setting) says otherwise
+            return WandbLogger(**settings, offline="WANDB_MODE" not in os.environ)
+        return CSVLogger(save_dir=root.parent, name=root.name, version=version)
 
     def before_fit(self) -> None:
         if self._resuming():

@@ -4,6 +4,9 @@ and the image callbacks.
     zoo.callbacks.default_callbacks      early stopping, best and last checkpoints, NaN guard, LR, progress
     zoo.callbacks.LayerSummary           the network's layers with their in/out shapes and FLOPs
     zoo.callbacks.StopOnNonFiniteLoss    (nonfinite.py) stop at the first NaN/Inf training loss
+    zoo.callbacks.TrainingDynamics       (dynamics.py) weight and gradient norms, dead units: dynamics.csv;
+                                         histograms for TensorBoard and W&B
+    zoo.callbacks.EmbeddingProjector     (projector.py) the model's features of validation images, at fit end
     zoo.callbacks.ReconstructionImages   (images.py) inputs next to reconstructions; also SampleImages,
                                          LatentInterpolation, LatentScatter
     zoo.checkpointing.LastCheckpoint     last.ckpt after every epoch (and every N steps)
@@ -28,13 +31,15 @@ from lightning.pytorch.utilities.model_summary import get_human_readable_count, 
 from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics import Metric, MetricCollection
 
+from zoo.callbacks.dynamics import TrainingDynamics
 from zoo.callbacks.images import ImageLogger, LatentInterpolation, LatentScatter, ReconstructionImages, SampleImages
 from zoo.callbacks.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss
+from zoo.callbacks.projector import EmbeddingProjector
 from zoo.checkpointing import LastCheckpoint
 
 __all__ = [
-    "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError", "ProgressBar", "ReconstructionImages",
-    "SampleImages", "StopOnNonFiniteLoss", "default_callbacks",
+    "EmbeddingProjector", "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError", "ProgressBar", "ReconstructionImages",
+    "SampleImages", "StopOnNonFiniteLoss", "TrainingDynamics", "default_callbacks",
 ]
 
 
@@ -171,8 +176,10 @@ def default_callbacks(
     progress_bar: bool = True,
     last_every_n_steps: int | None = None,
     summary: bool = True,
+    dynamics: bool = True,
 ) -> list[Callback]:
-    """Early stopping and checkpointing on the same key, a NaN guard, LR logging and a progress bar.
+    """Early stopping and checkpointing on the same key, a NaN guard, LR logging, a progress bar, and
+    what training did to the layers.
 
     Args:
         monitor: the logged metric both EarlyStopping and ModelCheckpoint follow (a model's
@@ -186,6 +193,9 @@ def default_callbacks(
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
         summary: print the network's layers when fit starts (:class:`LayerSummary`, in place of
             Lightning's summary).
+        dynamics: record weight and gradient norms and dead units per layer in ``dynamics.csv``
+            (:class:`TrainingDynamics`), with histograms and the embedding projector
+            (:class:`EmbeddingProjector`) for a TensorBoard or W&B logger.
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
     written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
@@ -217,4 +227,6 @@ def default_callbacks(
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if progress_bar:
         callbacks.append(ProgressBar())
+    if dynamics:
+        callbacks += [TrainingDynamics(), EmbeddingProjector()]
     return callbacks

@@ -98,6 +98,16 @@ class ZooModule(L.LightningModule):
             return "images"
         return "features"
 
+    def embedding(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+        """One feature vector per input for the embedding projector, (N, D): a classifier's penultimate
+        features, an autoencoder's codes; None for a model without such features (a GAN).
+
+        Args:
+            x: a batch of inputs the model takes, (N, ...).
+            labels: their classes (N,), for a class-conditional model; None otherwise.
+        """
+        return None
+
     @property
     def condition_classes(self) -> int | None:
         """How many classes a class-conditional model takes beside its input, ``model(x, labels)``

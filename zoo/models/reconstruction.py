@@ -18,7 +18,7 @@ import torch
 import torchmetrics
 
 from zoo.models.base import ZooModule
-from zoo.models.labels import batch_labels
+from zoo.models.labels import batch_labels, label_kwargs
 from zoo.optim import check_optim_args
 
 
@@ -125,6 +125,9 @@ class ReconstructionModule(ZooModule):
     def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
         dims = ", ".join(str(d) for d in output_shape)
         return f"images ({batch}, {dims}) with values in [0, 1]: the reconstructions"
+
+    def embedding(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.point_code(x, **label_kwargs(self, labels))  # the code forward decodes
 
     @property
     def code_size(self) -> int:

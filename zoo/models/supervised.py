@@ -198,6 +198,9 @@ class SupervisedModule(ZooModule):
     def gives(self) -> str:
         return "values" if self.task == "regression" else "classes"
 
+    def embedding(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_features(x)  # what the head reads
+
     def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
         if self.task == "binary":
             return f"logits ({batch}, 1): sigmoid gives the probability of class 1"
