@@ -4,6 +4,7 @@ and the image callbacks.
     zoo.callbacks.default_callbacks      early stopping, best and last checkpoints, NaN guard, LR, progress
     zoo.callbacks.LayerSummary           the network's layers with their in/out shapes and FLOPs
     zoo.callbacks.StopOnNonFiniteLoss    (nonfinite.py) stop at the first NaN/Inf training loss
+    zoo.callbacks.RunPage                (run_page.py) report.html in the run folder: curves, pictures, config
     zoo.callbacks.ReconstructionImages   (images.py) inputs next to reconstructions; also SampleImages,
                                          LatentInterpolation, LatentScatter
     zoo.checkpointing.LastCheckpoint     last.ckpt after every epoch (and every N steps)
@@ -30,11 +31,12 @@ from torchmetrics import Metric, MetricCollection
 
 from zoo.callbacks.images import ImageLogger, LatentInterpolation, LatentScatter, ReconstructionImages, SampleImages
 from zoo.callbacks.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss
+from zoo.callbacks.run_page import RunPage
 from zoo.checkpointing import LastCheckpoint
 
 __all__ = [
     "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError", "ProgressBar", "ReconstructionImages",
-    "SampleImages", "StopOnNonFiniteLoss", "default_callbacks",
+    "RunPage", "SampleImages", "StopOnNonFiniteLoss", "default_callbacks",
 ]
 
 
@@ -171,6 +173,7 @@ def default_callbacks(
     progress_bar: bool = True,
     last_every_n_steps: int | None = None,
     summary: bool = True,
+    run_page: bool = True,
 ) -> list[Callback]:
     """Early stopping and checkpointing on the same key, a NaN guard, LR logging and a progress bar.
 
@@ -186,6 +189,7 @@ def default_callbacks(
             crash mid-epoch loses at most that many steps (None: at the end of each epoch only).
         summary: print the network's layers when fit starts (:class:`LayerSummary`, in place of
             Lightning's summary).
+        run_page: write the run page, ``report.html`` in the run folder (:class:`RunPage`; needs a logger).
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
     written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
@@ -217,4 +221,6 @@ def default_callbacks(
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     if progress_bar:
         callbacks.append(ProgressBar())
+    if run_page:
+        callbacks.append(RunPage())
     return callbacks
