@@ -93,9 +93,9 @@ def check_run_folder(folder: str | Path) -> Path:
         raise NotARunError(f"{folder}: no such folder; {what}")
     if is_run_folder(folder):
         return folder
-    inside = sorted((p for p in folder.glob("*/version_*") if is_run_folder(p)), key=lambda p: p.stat().st_mtime)
-    inside += sorted((p for p in folder.glob("version_*") if is_run_folder(p)), key=lambda p: p.stat().st_mtime)
-    hint = f" Runs under it: {', '.join(str(p) for p in inside[-3:])}." if inside else ""
+    inside = [p for p in [*folder.glob("*/version_*"), *folder.glob("version_*")] if is_run_folder(p)]
+    inside.sort(key=lambda p: (str(p.parent), int(p.name[len("version_"):]) if p.name[len("version_"):].isdigit() else -1))
+    hint = f" Runs under it: {', '.join(str(p) for p in inside[:3])}{', ...' if len(inside) > 3 else ''}." if inside else ""
     raise NotARunError(f"{folder} is not a run folder: {what}.{hint}")
 
 
@@ -188,3 +188,13 @@ def differing_settings(runs: list[Run]) -> dict[str, list[str]]:
     settings = [flat_settings(run.config_text) for run in runs]
     keys = sorted(set().union(*settings))
     return {key: [s.get(key, "-") for s in settings] for key in keys if len({s.get(key, "-") for s in settings}) > 1}
+
+
+def common_metrics(runs: list[Run]) -> list[str]:
+    """The epoch curves every run logged (the learning rate apart), losses first; an error if there is none."""
+    keys = set.intersection(*(set(run.curves) for run in runs))
+    keys = sorted((k for k in keys if "/" in k), key=lambda k: (k.split("/", 1)[1] != "loss", k.split("/", 1)[1], k))
+    if not keys:
+        logged = "; ".join(f"{run.name}: {', '.join(sorted(run.curves)) or 'nothing'}" for run in runs)
+        raise UsageError(f"the runs have no metric in common to compare ({logged})")
+    return keys
