@@ -89,6 +89,8 @@ def check_run_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     what = ("a run folder is where one `zoo fit` wrote its config.yaml and metrics.csv, "
             "runs/<recipe>/version_N under the folder it was started from (or --trainer.default_root_dir)")
+    if folder.is_file():
+        raise NotARunError(f"{folder} is a file, not a run folder: {what}")
     if not folder.is_dir():
         raise NotARunError(f"{folder}: no such folder; {what}")
     if is_run_folder(folder):
