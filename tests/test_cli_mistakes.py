@@ -84,6 +84,14 @@ MISTAKES = [
     (["export", "lenet5_mnist", "--part", "decodr"], r"invalid choice: 'decodr'.* Did you mean decoder\?"),
     (["export", "lenet5_mnist", "--part", "decoder"], r"LeNet5 has no decoder to export"),
     (["export", "lenet5_mnsit"], r"Did you mean lenet5_mnist\?"),
+    # report and compare: run folders
+    (["report"], r"the following arguments are required: RUN_DIR"),
+    (["report", "no_such_run"], r"no_such_run: no such folder; a run folder is where one `zoo fit` wrote"),
+    (["report", "."], r"\. is not a run folder: a run folder is where one `zoo fit` wrote its config\.yaml and metrics\.csv, "
+                      r"runs/<recipe>/version_N"),
+    (["report", "notes.txt"], r"notes\.txt is a file, not a run folder"),
+    (["compare", "."], r"give at least two run folders to compare"),
+    (["compare", ".", "no_such_run"], r"\. is not a run folder"),
     # serve
     (["serve", "lenet5_mnsit"], r"no shipped weights named 'lenet5_mnsit'.*Did you mean lenet5_mnist\?"),
     (["serve"], r"the following arguments are required: weights"),
@@ -109,7 +117,8 @@ def _check_answer(status, stderr: str, expected: str) -> None:
 def test_the_table_covers_every_subcommand():
     assert len(BY_CONSOLE_SCRIPT) == 4
     commands = {argv[0] for argv, _ in MISTAKES}
-    assert {"fit", "validate", "test", "predict", "list", "recipes", "evaluate", "infer", "sample", "export", "serve"} <= commands
+    assert {"fit", "validate", "test", "predict", "list", "recipes", "evaluate", "infer", "sample", "export", "report",
+            "compare", "serve"} <= commands
     assert len(MISTAKES) >= 25
 
 

@@ -42,6 +42,8 @@ RUN_IN_ORDER = [
     "zoo evaluate lenet5_mnist",
     "zoo list",
     "zoo fit --config lenet5_digits --trainer.max_epochs 3 --model.init_args.lr 0.01",
+    "zoo report runs/lenet5_digits/version_0",
+    "zoo compare runs/lenet5_digits/version_0 runs/lenet5_digits/version_1 --output compare.html",
     "zoo fit --config lenet5_digits --ckpt_path last",
     "zoo test --config lenet5_digits --ckpt_path runs/lenet5_digits/version_0/checkpoints/last.ckpt",
     "zoo fit --config lenet5_digits --trainer.default_root_dir experiments",
@@ -120,7 +122,8 @@ def test_readme_commands_run_as_written(user_folder, data_dir):
     assert "class_path: zoo.models.LeNet5" in outputs["zoo fit --config lenet5_digits --print_config"]
     assert "class_path: zoo.models.LeNet5" in outputs["zoo fit --config my_recipe.yaml --print_config"]
     assert "lenet5_mnist" in outputs["zoo recipes"] and "lenet5_digits" in outputs["zoo recipes"]
-    assert sorted(p.name for p in user_folder.iterdir()) == ["experiments", "my_recipe.yaml", "runs"]
+    assert (runs / "version_0/report.html").is_file() and "model.init_args.lr" in (user_folder / "compare.html").read_text()
+    assert sorted(p.name for p in user_folder.iterdir()) == ["compare.html", "experiments", "my_recipe.yaml", "runs"]
 
 
 @pytest.mark.slow

@@ -216,22 +216,8 @@ def _classification(model, datamodule, pictures: list[Picture], progress: bool) 
     from torchmetrics.functional.classification import (multiclass_accuracy, multiclass_confusion_matrix,
                                                         multiclass_f1_score, multiclass_precision, multiclass_recall)
 
-    from zoo.infer import progress_bar
-
     datamodule.setup("test")
-    loader = datamodule.test_dataloader()
-    probabilities, targets, images = [], [], []
-    with progress_bar(progress, len(loader), "testing") as advance, torch.inference_mode():
-        for x, y in loader:
-            logits = model(x.to(model.device)).float().cpu()
-            if logits.shape[1] == 1:  # binary: one logit, the probability of the second class
-                p = torch.sigmoid(logits[:, 0])
-                logits = torch.stack([1 - p, p], dim=1).log()
-            probabilities.append(logits.softmax(1))
-            targets.append(y.long().view(-1))
-            images.append(x.cpu())
-            advance(1)
-    probs, target, x = torch.cat(probabilities), torch.cat(targets), torch.cat(images)
+    probs, target, x = class_probabilities(model, datamodule.test_dataloader(), progress, keep_images=True)
     n = probs.shape[1]
     names = list(model.class_names or [str(i) for i in range(n)])
     preds = probs.argmax(1)
@@ -261,6 +247,38 @@ def _classification(model, datamodule, pictures: list[Picture], progress: bool) 
         "confusion_matrix": matrix.tolist(),
         "most_confident_errors": errors,
     }
+
+
+def class_probabilities(model, loader, progress: bool = False, keep_images: bool = False):
+    """A classifier's class probabilities for every batch of ``loader``: ``(probabilities (N, C), targets (N,),
+    images or None)``; a binary classifier's single logit becomes two probabilities."""
+    import torch
+
+    from zoo.infer import progress_bar
+
+    probabilities, targets, images = [], [], []
+    with progress_bar(progress, len(loader), "testing") as advance, torch.inference_mode():
+        for x, y in loader:
+            logits = model(x.to(model.device)).float().cpu()
+            if logits.shape[1] == 1:  # binary: one logit, the probability of the second class
+                p = torch.sigmoid(logits[:, 0])
+                logits = torch.stack([1 - p, p], dim=1).log()
+            probabilities.append(logits.softmax(1))
+            targets.append(y.long().view(-1))
+            if keep_images:
+                images.append(x.cpu())
+            advance(1)
+    return torch.cat(probabilities), torch.cat(targets), torch.cat(images) if keep_images else None
+
+
+def confusion_matrix(model, loader) -> tuple[list[list[int]], list[str]]:
+    """A classifier's confusion matrix ``[true][predicted]`` on ``loader``, and its class names."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    probs, target, _ = class_probabilities(model, loader)
+    n = probs.shape[1]
+    names = list(model.class_names or [str(i) for i in range(n)])
+    return multiclass_confusion_matrix(probs.argmax(1), target, n).tolist(), names
 
 
 # ----- generative models ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def grid_picture(grid, path: Path, factor: int = 2) -> None:
     save_png(grid.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2), path)
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -59,7 +59,7 @@ def confusion_picture(matrix, names: list[str], path: Path) -> None:
     from torchmetrics.classification import MulticlassConfusionMatrix
 
     side = max(5.0, 0.6 * len(names) + 2)
-    figure = _figure(side, side)
+    figure = new_figure(side, side)
     axes = figure.add_subplot()
     MulticlassConfusionMatrix(num_classes=len(names)).plot(val=matrix, ax=axes, labels=names)
     axes.set_xlabel("predicted")
@@ -72,7 +72,7 @@ def misclassified_picture(images, errors: list[dict[str, Any]], path: Path) -> N
     """Each image with its true class, what was read and its probability."""
     columns = 6
     rows = -(-len(errors) // columns)
-    figure = _figure(1.7 * columns, 2.0 * rows)
+    figure = new_figure(1.7 * columns, 2.0 * rows)
     for i, (image, error) in enumerate(zip(images, errors)):
         axes = figure.add_subplot(rows, columns, i + 1)
         picture = image.clamp(0, 1)
@@ -100,11 +100,11 @@ def page(report: dict[str, Any], directory: Path) -> str:
              f"<style>{STYLE}</style></head><body>",
              f"<h1>{e(report['weights'])}</h1><p><code>{e(report['class_path'])}</code>, evaluated on the test split"
              + (f" ({report['test_images']:,} images)" if "test_images" in report else "") + ".</p>",
-             "<h2>Metrics</h2>", _table(["metric", "value"], [[k, _number(v)] for k, v in sorted(report["metrics"].items())])]
+             "<h2>Metrics</h2>", html_table(["metric", "value"], [[k, _number(v)] for k, v in sorted(report["metrics"].items())])]
     if "top_k_accuracy" in report:
-        parts.append(_table(["top-k", "accuracy"], [[f"top-{k}", f"{100 * v:.2f} %"] for k, v in report["top_k_accuracy"].items()]))
+        parts.append(html_table(["top-k", "accuracy"], [[f"top-{k}", f"{100 * v:.2f} %"] for k, v in report["top_k_accuracy"].items()]))
     if "per_class" in report:
-        parts += ["<h2>Per class</h2>", _table(
+        parts += ["<h2>Per class</h2>", html_table(
             ["class", "precision", "recall", "F1", "test images"],
             [[r["class"], f"{100 * r['precision']:.2f} %", f"{100 * r['recall']:.2f} %", f"{100 * r['f1']:.2f} %",
               f"{r['support']:,}"] for r in report["per_class"]])]
@@ -116,11 +116,11 @@ def page(report: dict[str, Any], directory: Path) -> str:
                      f"<figcaption>{e(caption)}</figcaption></figure>")
     provenance = [[key, json.dumps(value) if isinstance(value, (dict, list)) else str(value)]
                   for key, value in report["provenance"].items() if value is not None]
-    parts += ["<h2>Provenance</h2>", _table(["", ""], provenance, header=False, numeric=False), "</body></html>\n"]
+    parts += ["<h2>Provenance</h2>", html_table(["", ""], provenance, header=False, numeric=False), "</body></html>\n"]
     return "\n".join(parts)
 
 
-def _table(columns: list[str], rows: list[list[str]], header: bool = True, numeric: bool = True) -> str:
+def html_table(columns: list[str], rows: list[list[str]], header: bool = True, numeric: bool = True) -> str:
     """An HTML table; with ``numeric`` every column after the first is right-aligned."""
     e = html.escape
     head = "<tr>" + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>" if header else ""

@@ -428,6 +428,7 @@ class ZooCLI(LightningCLI):
                 mode=self.model.monitor_mode,
                 patience=self._option("patience"),
                 lr_monitor=trainer_cfg.get("logger") is not False,
+                run_page=trainer_cfg.get("logger") is not False,
                 progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
                 summary=trainer_cfg.get("enable_model_summary") is not False,
                 last_every_n_steps=self._option("checkpoint_every_n_steps"),

@@ -7,6 +7,7 @@ and the image callbacks.
     zoo.callbacks.TrainingDynamics       (dynamics.py) weight and gradient norms, dead units: dynamics.csv;
                                          histograms for TensorBoard and W&B
     zoo.callbacks.EmbeddingProjector     (projector.py) the model's features of validation images, at fit end
+    zoo.callbacks.RunPage                (run_page.py) report.html in the run folder: curves, pictures, config
     zoo.callbacks.ReconstructionImages   (images.py) inputs next to reconstructions; also SampleImages,
                                          LatentInterpolation, LatentScatter
     zoo.checkpointing.LastCheckpoint     last.ckpt after every epoch (and every N steps)
@@ -35,11 +36,13 @@ from zoo.callbacks.dynamics import TrainingDynamics
 from zoo.callbacks.images import ImageLogger, LatentInterpolation, LatentScatter, ReconstructionImages, SampleImages
 from zoo.callbacks.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss
 from zoo.callbacks.projector import EmbeddingProjector
+from zoo.callbacks.run_page import RunPage
 from zoo.checkpointing import LastCheckpoint
 
 __all__ = [
-    "EmbeddingProjector", "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError", "ProgressBar", "ReconstructionImages",
-    "SampleImages", "StopOnNonFiniteLoss", "TrainingDynamics", "default_callbacks",
+    "EmbeddingProjector", "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError",
+    "ProgressBar", "ReconstructionImages", "RunPage", "SampleImages", "StopOnNonFiniteLoss", "TrainingDynamics",
+    "default_callbacks",
 ]
 
 
@@ -177,9 +180,10 @@ def default_callbacks(
     last_every_n_steps: int | None = None,
     summary: bool = True,
     dynamics: bool = True,
+    run_page: bool = True,
 ) -> list[Callback]:
     """Early stopping and checkpointing on the same key, a NaN guard, LR logging, a progress bar, and
-    what training did to the layers.
+    what training did to the layers, and the run page.
 
     Args:
         monitor: the logged metric both EarlyStopping and ModelCheckpoint follow (a model's
@@ -196,6 +200,7 @@ def default_callbacks(
         dynamics: record weight and gradient norms and dead units per layer in ``dynamics.csv``
             (:class:`TrainingDynamics`), with histograms and the embedding projector
             (:class:`EmbeddingProjector`) for a TensorBoard or W&B logger.
+        run_page: write the run page, ``report.html`` in the run folder (:class:`RunPage`; needs a logger).
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
     written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
@@ -229,4 +234,6 @@ def default_callbacks(
         callbacks.append(ProgressBar())
     if dynamics:
         callbacks += [TrainingDynamics(), EmbeddingProjector()]
+    if run_page:
+        callbacks.append(RunPage())
     return callbacks

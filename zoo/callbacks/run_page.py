@@ -1,0 +1,131 @@
+"""The run page: ``report.html`` in the run folder, refreshed as epochs end and complete when the run ends.
+
+What the page needs beyond the logger's files goes to ``run.json`` beside them (:mod:`zoo.runs`): the
+monitored key, the early-stopping epoch, the seconds of each epoch, how the run ended and, for a
+classifier, the best checkpoint's confusion matrix on the validation split. ``zoo report RUN_DIR``
+draws the same page again from these files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from zoo.models.base import ZooModule
+from zoo.runs import RUN_RECORD, read_run
+
+
+class RunPage(Callback):
+    """Write the run page at epoch ends and when the run ends (finished, stopped early or interrupted).
+
+    Drawing takes a fraction of a second; on runs whose epochs are shorter than that, the page is
+    redrawn only once the time since the last drawing is ``1 / max_share`` times what that drawing
+    cost, so that it costs at most ``max_share`` of the training time. The first epoch's page and the
+    last one are always drawn. Only rank zero writes.
+
+    Args:
+        max_share: the largest share of the training time that refreshing the page may take.
+        confusion: at the end of fit, measure a classifier's best checkpoint on the validation split
+            for the page's confusion matrix.
+    """
+
+    def __init__(self, max_share: float = 0.03, confusion: bool = True) -> None:
+        if not 0 < max_share <= 1:
+            raise ValueError(f"max_share must be in (0, 1], got {max_share}")
+        self.max_share = max_share
+        self.confusion = confusion
+        self.folder: Path | None = None
+        self.record: dict = {}
+        self.epoch_started = 0.0
+        self.drawn_at = float("-inf")  # when the last drawing ended
+        self.draw_seconds = 0.0  # what it cost
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit":
+            return
+        log_dir = trainer.log_dir  # every rank asks: under DDP it is a broadcast
+        self.folder = Path(log_dir) if log_dir else None
+        checkpoint, stopping = trainer.checkpoint_callback, trainer.early_stopping_callback
+        monitor = checkpoint.monitor if checkpoint is not None and checkpoint.monitor else (
+            stopping.monitor if stopping is not None else pl_module.monitor if isinstance(pl_module, ZooModule) else None)
+        mode = checkpoint.mode if checkpoint is not None and checkpoint.monitor else (
+            stopping.mode if stopping is not None else pl_module.monitor_mode if isinstance(pl_module, ZooModule) else "min")
+        previous = self._previous_record()  # a resumed run keeps the epochs it already timed
+        self.record = {"monitor": monitor, "mode": mode, "status": "running", "stopped_epoch": None,
+                       "epoch_seconds": previous.get("epoch_seconds", {})}  # str(epoch) -> seconds
+
+    def _previous_record(self) -> dict:
+        path = self.folder / RUN_RECORD if self.folder is not None else None
+        return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or self.folder is None or trainer.sanity_checking:
+            return
+        self.record["epoch_seconds"][str(trainer.current_epoch)] = round(time.perf_counter() - self.epoch_started, 4)
+        first = self.drawn_at == float("-inf")
+        if first or (time.perf_counter() - self.drawn_at) * self.max_share >= self.draw_seconds:
+            self.write(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or self.folder is None:
+            return
+        stopping = trainer.early_stopping_callback
+        if stopping is not None and stopping.stopped_epoch > 0:
+            self.record["stopped_epoch"] = stopping.stopped_epoch
+        self.record["status"] = "finished"
+        if self.confusion and isinstance(pl_module, ZooModule) and pl_module.gives == "classes" and trainer.datamodule is not None:
+            self.record["confusion"] = self.best_confusion(trainer, pl_module)
+        self.write(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not trainer.is_global_zero or self.folder is None or not self.record:
+            return
+        self.record["status"] = "interrupted"
+        self.write(trainer)
+
+    def best_confusion(self, trainer, pl_module: ZooModule) -> dict:
+        """The confusion matrix of the best checkpoint (else the weights as they are) on the validation split.
+        The model's own weights are put back afterwards."""
+        from zoo.report import confusion_matrix
+
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        current = {key: value.detach().clone() for key, value in pl_module.state_dict().items()} if best else None
+        was_training = pl_module.training
+        try:
+            if best:
+                state = torch.load(best, map_location=pl_module.device, weights_only=True)["state_dict"]
+                pl_module.load_state_dict(state)
+            pl_module.eval()
+            matrix, names = confusion_matrix(pl_module, trainer.datamodule.val_dataloader())
+        finally:
+            if current is not None:
+                pl_module.load_state_dict(current)
+            pl_module.train(was_training)
+        return {"matrix": matrix, "class_names": names, "images": sum(map(sum, matrix)),
+                "checkpoint": Path(best).name if best else None}
+
+    def write(self, trainer) -> None:
+        """``run.json`` and the page, from the logger's files as they are now."""
+        from zoo.run_page import write_run_page
+
+        started = time.perf_counter()
+        for logger in trainer.loggers:
+            logger.save()  # the CSV logger's rows still in memory, to metrics.csv
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / RUN_RECORD).write_text(json.dumps(self.record, indent=1) + "\n")
+        run = read_run(self.folder, check=False)
+        if "confusion" in self.record:
+            self.record["confusion"]["epoch"] = run.best_epoch
+            run.record = self.record
+            (self.folder / RUN_RECORD).write_text(json.dumps(self.record, indent=1) + "\n")
+        write_run_page(run)
+        self.drawn_at = time.perf_counter()
+        self.draw_seconds = self.drawn_at - started
