@@ -1,6 +1,7 @@
 """The ``zoo`` command.
 
     zoo fit|validate|test|predict --config RECIPE [--trainer.max_epochs 3 ...]
+    zoo tune --config RECIPE [--save_recipe PATH]   Lightning's learning-rate finder on a recipe (zoo.tune)
     zoo recipes [show NAME]        the shipped recipes, what each trains, its result and time; one to copy
     zoo list                       models, datamodules and shipped weights with their metrics
     zoo evaluate <weights-name>    re-measure shipped weights on their test split; --report DIR (zoo.report)
@@ -30,6 +31,7 @@ from zoo.runtime import apply_console_settings, nvml_check_dropped
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """\
 usage: zoo {fit,validate,test,predict} (--config RECIPE | --model NAME --data NAME) [--section.option VALUE ...]
+       zoo tune --config RECIPE [fit options ...] [--output DIR] [--save_recipe PATH]
        zoo recipes [show NAME]
        zoo list
        zoo evaluate WEIGHTS [--report DIR] [--config RECIPE] [--data_dir DIR]
@@ -43,6 +45,7 @@ commands:
   validate   evaluate a model or a checkpoint on the validation split
   test       evaluate a model or a checkpoint on the test split
   predict    run a model or a checkpoint on the predict split
+  tune       find a learning rate: Lightning's finder on a recipe, its curve drawn; --save_recipe writes it in
   recipes    the shipped recipes: what each trains, its measured result and time; `show NAME` prints one
   list       the models, DataModules and shipped weights, with their measured metrics
   evaluate   re-measure weights on their test split; --report DIR writes metrics, pictures and a page
@@ -57,7 +60,7 @@ YAML file of your own (`zoo recipes show lenet5_mnist > mine.yaml`, edit it, `zo
 """
 
 
-COMMANDS = (*TRAINING_COMMANDS, "recipes", "list", "evaluate", "infer", "sample", "export", "serve")
+COMMANDS = (*TRAINING_COMMANDS, "tune", "recipes", "list", "evaluate", "infer", "sample", "export", "serve")
 SERVE_EXTRA = 'pip install "lightning-zoo[serve]"'  # the optional dependencies of zoo serve
 
 
@@ -431,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
-    if argv[0] not in TRAINING_COMMANDS:
+    if argv[0] not in (*TRAINING_COMMANDS, "tune"):
         print(f"zoo: error: unknown command {argv[0]!r}.{did_you_mean(argv[0], COMMANDS)} "
               f"Commands: {', '.join(COMMANDS)}\nSee 'zoo --help'.", file=sys.stderr)
         return 2
@@ -447,6 +450,16 @@ def _train(argv: list[str], from_command_line: bool) -> int:
     command = argv[0]
     try:
         resolved = resolve_user_arguments(argv)
+        if command == "tune":  # parsed as fit is
+            from zoo.tune import TuneCLI
+
+            resolved = ["fit", *resolved[1:]]
+            if from_command_line:
+                sys.argv[1:] = resolved
+            with nvml_check_dropped():
+                TuneCLI(args=None if from_command_line else resolved, command_line=argv,
+                        parser_kwargs={"fit": {"prog": "zoo tune", "description": TuneCLI.__doc__.splitlines()[0]}})
+            return 0
         if from_command_line:
             # LightningCLI reads sys.argv itself when given no args (and warns if it is given both); DDP's
             # launcher starts the other processes with sys.argv, which then names the resolved files too.
