@@ -10,7 +10,8 @@ from PIL import Image
 
 from tests.commands import zoo_command
 
-# The commands docs/experiments.md shows; each test below runs one as written.
+# The commands README.md and docs/experiments.md show; the tests below run them as written.
+TUNE_COMMAND = "zoo tune --config lenet5_digits --save_recipe tuned.yaml"
 EXPERIMENT_COMMANDS = {name: f"zoo experiment {name}" for name in ("optimizers", "overfitting", "batchnorm", "init", "width")}
 
 
@@ -30,8 +31,7 @@ def _run_experiment(name, folder, env):
 
 
 def test_tune_suggests_a_rate_draws_it_and_saves_a_recipe_with_it(in_tmp):
-    result = zoo_command("tune", "--config", "lenet5_digits", "--save_recipe", "tuned.yaml",
-                         "--trainer.enable_progress_bar", "false", cwd=in_tmp)
+    result = zoo_command(*TUNE_COMMAND.split()[1:], cwd=in_tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     line = re.fullmatch(r"suggested learning rate: (\S+) \(plot: (\S+); recipe with it: tuned\.yaml\)",
                         result.stdout.strip())
