@@ -46,9 +46,10 @@ def read_metrics(run: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def run_variants(variants: list[Variant], runs: Path, quiet: bool) -> dict[str, dict[str, list[tuple[int, float]]]]:
-    """Train every variant with ``zoo fit``; returns label -> its metrics. A run that stops at a
+    """Train every variant as ``zoo fit`` does; returns label -> its metrics. A run that stops at a
     non-finite loss (a diverged one) keeps what it logged before."""
-    from zoo.cli import main
+    from zoo.callbacks import NonFiniteLossError
+    from zoo.trainer_cli import ZooCLI, resolve_user_arguments
 
     results = {}
     for variant in variants:
@@ -61,11 +62,11 @@ def run_variants(variants: list[Variant], runs: Path, quiet: bool) -> dict[str, 
         command_line, sys.argv[1:] = sys.argv[1:], []  # LightningCLI warns when it is given args beside the command's own
         try:
             with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-                status = main(argv)
+                ZooCLI(args=resolve_user_arguments(argv), command_line=argv)
+        except NonFiniteLossError as err:
+            print(f"zoo experiment: {variant.label} diverged: {err}", file=sys.stderr)
         finally:
             sys.argv[1:] = command_line
-        if status == 2:
-            raise UsageError(f"the variant {variant.label} could not run (zoo fit --config {variant.recipe})")
         results[variant.label] = read_metrics(runs / variant.label)
     return results
 
@@ -86,7 +87,7 @@ def _figure(width: float, height: float, columns: int = 1, rows: int = 1):
     return figure, figure.subplots(rows, columns, squeeze=False)
 
 
-def _plot(axes, series: list[tuple[int, float]], **style) -> None:
+def plot_series(axes, series: list[tuple[int, float]], **style) -> None:
     axes.plot([s for s, _ in series], [v for _, v in series], **style)
 
 
@@ -101,7 +102,7 @@ def optimizers(output: Path, quiet: bool) -> dict:
     results = run_variants(OPTIMIZERS, output / "runs", quiet)
     figure, axes = _figure(7, 4.5)
     for label, metrics in results.items():
-        _plot(axes[0][0], metrics["train/loss_step"], label=label)
+        plot_series(axes[0][0], metrics["train/loss_step"], label=label)
     axes[0][0].set(xlabel="training step", ylabel="training loss", yscale="log",
                    title="Gradient-descent variants: MLP on 6,000 MNIST images, 3 epochs")
     axes[0][0].legend()
@@ -140,8 +141,8 @@ def batchnorm(output: Path, quiet: bool) -> dict:
     results = run_variants(BATCHNORM, output / "runs", quiet)
     figure, axes = _figure(12, 4, columns=2)
     for label, metrics in results.items():
-        _plot(axes[0][0], metrics["train/loss_step"], label=label)
-        _plot(axes[0][1], metrics["val/acc"], label=label, marker="o")
+        plot_series(axes[0][0], metrics["train/loss_step"], label=label)
+        plot_series(axes[0][1], metrics["val/acc"], label=label, marker="o")
     axes[0][0].set(xlabel="training step", ylabel="training loss", title="Training loss")
     axes[0][1].set(xlabel="training step", ylabel="validation accuracy", title="Validation accuracy", ylim=(0, 1))
     for panel in axes[0]:
@@ -205,7 +206,7 @@ def width(output: Path, quiet: bool) -> dict:
     x = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
     axes[0][1].plot(x.squeeze(1), FUNCTIONS["wave"](x).squeeze(1), color="black", linewidth=3, label="target")
     for variant in WIDTH:
-        _plot(axes[0][0], results[variant.label]["val/mse"], label=variant.label, marker="o", markersize=3)
+        plot_series(axes[0][0], results[variant.label]["val/mse"], label=variant.label, marker="o", markersize=3)
         checkpoint = sorted((output / "runs" / variant.label).glob("version_*/checkpoints/last.ckpt"))[-1]
         model = model_from_checkpoint(checkpoint)
         with torch.no_grad():
