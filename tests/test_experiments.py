@@ -13,7 +13,7 @@ from tests.commands import zoo_command
 # The commands README.md and docs/experiments.md show; the tests below run them as written.
 TUNE_COMMAND = "zoo tune --config lenet5_digits --save_recipe tuned.yaml"
 EXPERIMENT_COMMANDS = {name: f"zoo experiment {name}" for name in ("optimizers", "overfitting", "batchnorm", "init", "width")}
-DOCUMENTED_EXPERIMENTS = ("optimizers", "overfitting")  # those docs/experiments.md shows, with the numbers of a run
+DOCUMENTED_EXPERIMENTS = ("optimizers", "overfitting", "batchnorm", "init")  # those docs/experiments.md shows, with the numbers of a run
 
 
 def _check_png(path, min_width=400, min_height=250):

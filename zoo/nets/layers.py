@@ -31,7 +31,7 @@ def init_weights(module: nn.Module, scheme: str, activation: str) -> None:
 
     ``xavier`` (Glorot & Bengio 2010) suits tanh/sigmoid, ``kaiming`` (He et al. 2015) suits the
     ReLU family; ``default`` keeps PyTorch's own initialisation; ``small`` draws weights from
-    N(0, 0.01^2) whatever the width, the classic mistake whose signal fades layer by layer.
+    N(0, 0.01^2) whatever the width, biases zero, the classic mistake whose signal fades layer by layer.
     """
     if scheme not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {scheme!r}")
@@ -43,6 +43,8 @@ def init_weights(module: nn.Module, scheme: str, activation: str) -> None:
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
             if scheme == "small":
                 nn.init.normal_(layer.weight, std=0.01)
+                if layer.bias is not None:  # as in the classic demonstration: nothing else carries the signal
+                    nn.init.zeros_(layer.bias)
             elif scheme == "xavier":
                 nn.init.xavier_uniform_(layer.weight, gain=nn.init.calculate_gain(gain_name))
             else:
