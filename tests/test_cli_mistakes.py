@@ -49,6 +49,18 @@ MISTAKES = [
     (["test", *DIGITS, "--ckpt_path", "missing.ckpt"], r"--ckpt_path missing\.ckpt: no such checkpoint file"),
     (["fit", "--model", "lenet5", "--data", "mnist", "--trainer.max_epochs", "2", "--data.init_args.data_dir", MISSING],
      r"MNIST is not under the data root .*\n.*--data\.init_args\.data_dir DIR, or set ZOO_DATA_DIR"),
+    # tune
+    (["tune", "--config", "lenet5_digts"], r"no recipe named 'lenet5_digts'\. Did you mean lenet5_digits\?"),
+    (["tune", *DIGITS, "--save_recipee", "t.yaml"], r"unknown option --save_recipee\. Did you mean --save_recipe\?"),
+    (["tune", *DIGITS, "--save_recipe", "tuned.txt"], r"--save_recipe tuned\.txt: name a \.yaml file"),
+    (["tune", *DIGITS, "--min_lr", "0.1", "--max_lr", "0.01"], r"give 0 < min_lr < max_lr"),
+    (["tune", *DIGITS, "--num_training", "1"], r"--num_training 1: give 2 or more batches"),
+    (["tune", *DIGITS, "--ckpt_path", "last"], r"zoo tune starts from the recipe's model: drop --ckpt_path"),
+    (["tune", "--config", "gan_mnist"], r"GAN has no single learning rate 'lr' to tune \(its rates: lr_discriminator, lr_generator\)"),
+    # experiment
+    (["experiment", "optimisers"], r"invalid choice: 'optimisers'.* Did you mean optimizers\?"),
+    (["experiment"], r"the following arguments are required: name"),
+    (["experiment", "optimizers", "--data_dir", "x"], r"unrecognized arguments: --data_dir x"),
     # list and recipes
     (["list", "lenet5"], r"unrecognized arguments: lenet5"),
     (["recipes", "show", "lenet5_mnst"], r"no recipe named 'lenet5_mnst'\. Did you mean lenet5_mnist\?"),
@@ -117,8 +129,8 @@ def _check_answer(status, stderr: str, expected: str) -> None:
 def test_the_table_covers_every_subcommand():
     assert len(BY_CONSOLE_SCRIPT) == 4
     commands = {argv[0] for argv, _ in MISTAKES}
-    assert {"fit", "validate", "test", "predict", "list", "recipes", "evaluate", "infer", "sample", "export", "report",
-            "compare", "serve"} <= commands
+    assert {"fit", "validate", "test", "predict", "tune", "experiment", "list", "recipes", "evaluate", "infer", "sample",
+            "export", "report", "compare", "serve"} <= commands
     assert len(MISTAKES) >= 25
 
 

@@ -16,6 +16,7 @@ import torch
 import zoo
 from tests.conftest import REPO
 from tests.pages import PAGES, section
+from tests.test_experiments import DOCUMENTED_EXPERIMENTS, EXPERIMENT_COMMANDS, TUNE_COMMAND
 
 pytestmark = pytest.mark.compat  # the README's commands, as written
 
@@ -71,13 +72,16 @@ REPORT = ["zoo evaluate lenet5_mnist --report report/",
 # virtual environment and runs the zoo command from it. (pip install lightning-zoo, from PyPI,
 # is the same package; the README names it in prose, since no test can reach PyPI.)
 USER_INSTALL = ["pip install ."]
+# zoo tune and the experiments (docs/experiments.md): tests/test_experiments.py runs each as written and checks
+# what it claims (the longer experiments in its slow tests).
+TUNE_AND_EXPERIMENTS = [TUNE_COMMAND, *(EXPERIMENT_COMMANDS[name] for name in DOCUMENTED_EXPERIMENTS)]
 RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", 'python -m pytest -n auto -m "not slow"',
              "python -m pytest -n auto --durations=30"]
 
 
 def test_every_readme_command_is_run_by_the_suite():
     assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *SERVE, *USER_INSTALL,
-                                        *RUN_BY_CI}
+                                        *RUN_BY_CI, *TUNE_AND_EXPERIMENTS}
 
 
 def test_ci_installs_and_tests_the_way_the_readme_says():

@@ -1,6 +1,7 @@
 """The ``zoo`` command.
 
     zoo fit|validate|test|predict --config RECIPE [--trainer.max_epochs 3 ...]
+    zoo tune --config RECIPE [--save_recipe PATH]   Lightning's learning-rate finder on a recipe (zoo.tune)
     zoo recipes [show NAME]        the shipped recipes, what each trains, its result and time; one to copy
     zoo list                       models, datamodules and shipped weights with their metrics
     zoo evaluate <weights-name>    re-measure shipped weights on their test split; --report DIR (zoo.report)
@@ -32,7 +33,9 @@ from zoo.runtime import apply_console_settings, nvml_check_dropped
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """\
 usage: zoo {fit,validate,test,predict} (--config RECIPE | --model NAME --data NAME) [--section.option VALUE ...]
+       zoo tune --config RECIPE [fit options ...] [--output DIR] [--save_recipe PATH]
        zoo recipes [show NAME]
+       zoo experiment {optimizers,overfitting,batchnorm,init,width} [--output DIR]
        zoo list
        zoo evaluate WEIGHTS [--report DIR] [--config RECIPE] [--data_dir DIR]
        zoo infer WEIGHTS IMAGES... [--output preds.csv|preds.json|DIR] [--top_k K]
@@ -47,7 +50,9 @@ commands:
   validate   evaluate a model or a checkpoint on the validation split
   test       evaluate a model or a checkpoint on the test split
   predict    run a model or a checkpoint on the predict split
+  tune       find a learning rate: Lightning's finder on a recipe, its curve drawn; --save_recipe writes it in
   recipes    the shipped recipes: what each trains, its measured result and time; `show NAME` prints one
+  experiment a classic experiment (optimisers, overfitting, batch norm, initialisation, width): its runs and figure
   list       the models, DataModules and shipped weights, with their measured metrics
   evaluate   re-measure weights on their test split; --report DIR writes metrics, pictures and a page
   infer      predict the classes of image files or folders, or write an autoencoder's reconstructions of them
@@ -63,7 +68,8 @@ YAML file of your own (`zoo recipes show lenet5_mnist > mine.yaml`, edit it, `zo
 """
 
 
-COMMANDS = (*TRAINING_COMMANDS, "recipes", "list", "evaluate", "infer", "sample", "export", "report", "compare", "serve")
+COMMANDS = (*TRAINING_COMMANDS, "tune", "experiment", "recipes", "list", "evaluate", "infer", "sample", "export", "serve",
+            "report", "compare")
 SERVE_EXTRA = 'pip install "lightning-zoo[serve]"'  # the optional dependencies of zoo serve
 
 
@@ -140,6 +146,31 @@ def missing_data_message(err, flag: str) -> str:
     first = err.missing[0].relative_to(err.root) if err.missing else err.dataset
     return (f"{err.dataset} is not under the data root {err.root} (no {first} there; no download either).\n"
             f"Point at the folder that holds {first} with {flag}, or set ZOO_DATA_DIR=DIR.")
+
+
+def _experiment(argv: list[str]) -> int:
+    from zoo.experiments import EXPERIMENTS
+
+    parser = CommandParser(prog="zoo experiment", description="A classic experiment of a deep-learning course on "
+                           "real MNIST (or a 1-D function): trains its variants, each a shipped recipe, and draws "
+                           "the figure NAME.png and the numbers NAME.json into --output (docs/experiments.md).")
+    parser.add_argument("name", choices=tuple(EXPERIMENTS), help="which experiment")
+    parser.add_argument("--output", type=Path, default=None, help="folder of the figure, the numbers and the runs "
+                                                                   "(default: experiment_NAME in the current folder)")
+    args = parser.parse_args(argv)
+    from zoo.data.vision import DatasetNotFoundError
+    from zoo.errors import ZooError
+    from zoo.experiments import run_experiment
+
+    output = args.output or Path(f"experiment_{args.name}")
+    try:
+        picture, _ = run_experiment(args.name, output, quiet=not sys.stderr.isatty())
+    except DatasetNotFoundError as err:
+        return usage_error("experiment", missing_data_message(err, "ZOO_DATA_DIR"))
+    except ZooError as err:
+        return usage_error("experiment", str(err))
+    print(f"figure written to {picture}; its numbers: {picture.with_suffix('.json')}")
+    return 0
 
 
 def _list(argv: list[str]) -> int:
@@ -473,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list(argv[1:])
     if argv[:1] == ["recipes"]:
         return _recipes(argv[1:])
+    if argv[:1] == ["experiment"]:
+        return _experiment(argv[1:])
     if argv[:1] == ["evaluate"]:
         return _evaluate(argv[1:])
     if argv[:1] == ["infer"]:
@@ -490,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
-    if argv[0] not in TRAINING_COMMANDS:
+    if argv[0] not in (*TRAINING_COMMANDS, "tune"):
         print(f"zoo: error: unknown command {argv[0]!r}.{did_you_mean(argv[0], COMMANDS)} "
               f"Commands: {', '.join(COMMANDS)}\nSee 'zoo --help'.", file=sys.stderr)
         return 2
@@ -506,6 +539,16 @@ def _train(argv: list[str], from_command_line: bool) -> int:
     command = argv[0]
     try:
         resolved = resolve_user_arguments(argv)
+        if command == "tune":  # parsed as fit is
+            from zoo.tune import TuneCLI
+
+            resolved = ["fit", *resolved[1:]]
+            if from_command_line:
+                sys.argv[1:] = resolved
+            with nvml_check_dropped():
+                TuneCLI(args=None if from_command_line else resolved, command_line=argv,
+                        parser_kwargs={"fit": {"prog": "zoo tune", "description": TuneCLI.__doc__.splitlines()[0]}})
+            return 0
         if from_command_line:
             # LightningCLI reads sys.argv itself when given no args (and warns if it is given both); DDP's
             # launcher starts the other processes with sys.argv, which then names the resolved files too.

@@ -420,20 +420,24 @@ class ZooCLI(LightningCLI):
         if self._option("compile"):
             self.model = torch.compile(self.model)
 
+    def run_callbacks(self, trainer_cfg) -> list:
+        """The zoo's callbacks of a run (``--default_callbacks``): early stopping, checkpoints, the NaN guard..."""
+        return default_callbacks(
+            monitor=self.model.monitor,
+            mode=self.model.monitor_mode,
+            patience=self._option("patience"),
+            lr_monitor=trainer_cfg.get("logger") is not False,
+            run_page=trainer_cfg.get("logger") is not False,
+            progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
+            summary=trainer_cfg.get("enable_model_summary") is not False,
+            last_every_n_steps=self._option("checkpoint_every_n_steps"),
+        )
+
     def instantiate_trainer(self, **kwargs):
         trainer_cfg = self._option("trainer")
-        if self._option("default_callbacks"):
-            self.trainer_defaults["callbacks"] = default_callbacks(  # before after_instantiate_classes compiles it
-                monitor=self.model.monitor,
-                mode=self.model.monitor_mode,
-                patience=self._option("patience"),
-                lr_monitor=trainer_cfg.get("logger") is not False,
-                run_page=trainer_cfg.get("logger") is not False,
-                progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
-                summary=trainer_cfg.get("enable_model_summary") is not False,
-                last_every_n_steps=self._option("checkpoint_every_n_steps"),
-            )
-        if trainer_cfg.get("logger") in (None, True):  # the zoo's loggers, in the run folder: CSV by default
+        if self._option("default_callbacks"):  # before after_instantiate_classes compiles the model
+            self.trainer_defaults["callbacks"] = self.run_callbacks(trainer_cfg)
+        if trainer_cfg.get("logger") in (None, True) and "logger" not in kwargs:  # the zoo's loggers, in the run folder: CSV by default
             kwargs.setdefault("logger", self._chosen_logger(self._option("logger") or "csv"))
         if trainer_cfg.get("strategy") == "ddp":
             # A rank that dies leaves the others blocked in a collective; the timeout bounds that wait.

@@ -145,6 +145,11 @@ class ZooModule(L.LightningModule):
         """``n`` new images (for a model whose :attr:`can_sample` is True)."""
         raise UsageError(f"{type(self).__name__} does not draw samples: it maps its input to {self.gives}")
 
+    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What each hidden layer outputs for ``x``, input side first, each (N, ...): the activations the
+        initialisation experiment draws (:mod:`zoo.experiments`). By default a model does not say."""
+        raise UsageError(f"{type(self).__name__} does not list its hidden layers' activations")
+
     def exported_module(self, part: str = "model") -> tuple[torch.nn.Module, tuple[int, ...], str]:
         """What ``zoo export`` writes for ``part`` (one of :attr:`export_parts`): the module, the shape of
         one input without the batch dimension, and what the input is (``"images"`` or ``"noise"``)."""

@@ -5,8 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
+
 from zoo.models.supervised import SupervisedModule
+from zoo.nets.layers import ACTIVATIONS
 from zoo.nets.mlp import MLPNet
+
+ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 
 
 class MLP(SupervisedModule):
@@ -19,7 +24,7 @@ class MLP(SupervisedModule):
         activation: relu, leaky_relu, prelu, elu, tanh or sigmoid.
         dropout: dropout after every hidden activation.
         batch_norm: BatchNorm1d before every hidden activation.
-        init: ``default``, ``xavier`` or ``kaiming``.
+        init: ``default``, ``xavier``, ``kaiming`` or ``small`` (N(0, 0.01^2), for the initialisation demo).
         **kwargs: task, loss, optimiser, normalisation and fine-tuning settings of
             :class:`~zoo.models.supervised.SupervisedModule`.
     """
@@ -40,3 +45,14 @@ class MLP(SupervisedModule):
             self.input_range = (0.0, 1.0)
         # The layers from the arguments above, checked there.
         self.build_net(MLPNet, in_features=math.prod(self.input_shape), out_features=self.num_outputs)
+
+    @torch.no_grad()
+    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every hidden layer's activation for ``x``, input side first, each (N, width)."""
+        self.validate_input(x)
+        h, outputs = self.normalize(x), []
+        for layer in self.net.features:
+            h = layer(h)
+            if isinstance(layer, ACTIVATION_TYPES):
+                outputs.append(h)
+        return outputs

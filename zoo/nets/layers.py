@@ -14,7 +14,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
 }
 
-INITS = ("default", "xavier", "kaiming")
+INITS = ("default", "xavier", "kaiming", "small")
 
 
 def make_activation(name: str) -> nn.Module:
@@ -30,7 +30,8 @@ def init_weights(module: nn.Module, scheme: str, activation: str) -> None:
     the origin, which cripples networks on low-dimensional inputs (a 1-D function fit stalls).
 
     ``xavier`` (Glorot & Bengio 2010) suits tanh/sigmoid, ``kaiming`` (He et al. 2015) suits the
-    ReLU family; ``default`` keeps PyTorch's own initialisation.
+    ReLU family; ``default`` keeps PyTorch's own initialisation; ``small`` draws weights from
+    N(0, 0.01^2) whatever the width, biases zero, the classic mistake whose signal fades layer by layer.
     """
     if scheme not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {scheme!r}")
@@ -40,7 +41,11 @@ def init_weights(module: nn.Module, scheme: str, activation: str) -> None:
     gain_name = {"prelu": "leaky_relu", "elu": "relu"}.get(activation, activation)
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            if scheme == "xavier":
+            if scheme == "small":
+                nn.init.normal_(layer.weight, std=0.01)
+                if layer.bias is not None:  # as in the classic demonstration: nothing else carries the signal
+                    nn.init.zeros_(layer.bias)
+            elif scheme == "xavier":
                 nn.init.xavier_uniform_(layer.weight, gain=nn.init.calculate_gain(gain_name))
             else:
                 nonlinearity = gain_name if gain_name in ("relu", "leaky_relu") else "relu"

@@ -20,7 +20,7 @@ class MLPNet(ClassifierNet):
         activation: one of relu, leaky_relu, prelu, elu, tanh, sigmoid.
         dropout: dropout probability after each hidden activation.
         batch_norm: add BatchNorm1d before each hidden activation.
-        init: weight initialisation, ``default``, ``xavier`` or ``kaiming``.
+        init: weight initialisation, ``default``, ``xavier``, ``kaiming`` or ``small``.
     """
 
     def __init__(

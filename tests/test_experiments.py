@@ -1,0 +1,106 @@
+"""`zoo tune` on the quickstart recipe, and the classic experiments of docs/experiments.md: each run as a
+user runs it, its claim checked on the numbers it measured, its figure a real PNG."""
+
+import json
+import re
+
+import pytest
+import yaml
+from PIL import Image
+
+from tests.commands import zoo_command
+
+# The commands README.md and docs/experiments.md show; the tests below run them as written.
+TUNE_COMMAND = "zoo tune --config lenet5_digits --save_recipe tuned.yaml"
+EXPERIMENT_COMMANDS = {name: f"zoo experiment {name}" for name in ("optimizers", "overfitting", "batchnorm", "init", "width")}
+DOCUMENTED_EXPERIMENTS = ("optimizers", "overfitting", "batchnorm", "init")  # those docs/experiments.md shows, with the numbers of a run
+
+
+def _check_png(path, min_width=400, min_height=250):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width >= min_width and image.height >= min_height, image.size
+
+
+def _run_experiment(name, folder, env):
+    result = zoo_command(*EXPERIMENT_COMMANDS[name].split()[1:], cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = folder / f"experiment_{name}"
+    assert result.stdout.strip() == f"figure written to {output.name}/{name}.png; its numbers: {output.name}/{name}.json"
+    _check_png(output / f"{name}.png")
+    return json.loads((output / f"{name}.json").read_text())
+
+
+def test_tune_suggests_a_rate_draws_it_and_saves_a_recipe_with_it(in_tmp):
+    result = zoo_command(*TUNE_COMMAND.split()[1:], cwd=in_tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = re.fullmatch(r"suggested learning rate: (\S+) \(plot: (\S+); recipe with it: tuned\.yaml\)",
+                        result.stdout.strip())
+    assert line, result.stdout
+    suggestion, picture = float(line.group(1)), line.group(2)
+    assert 1e-6 < suggestion < 1.0  # inside the searched range
+    assert picture == "runs/lenet5_digits/tune/lr_find.png"
+    _check_png(in_tmp / picture)
+    saved = yaml.safe_load((in_tmp / "tuned.yaml").read_text())
+    assert saved["model"]["init_args"]["lr"] == suggestion
+    printed = zoo_command("fit", "--config", "tuned.yaml", "--print_config", cwd=in_tmp)
+    assert printed.returncode == 0, printed.stderr
+    assert yaml.safe_load(printed.stdout)["model"]["init_args"]["lr"] == suggestion
+    # nothing but the run folder and the recipe asked for; the finder's checkpoint is gone
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["runs", "tuned.yaml"]
+    assert sorted(p.name for p in (in_tmp / "runs/lenet5_digits/tune").iterdir()) == ["config.yaml", "lr_find.png"]
+
+
+def test_tune_explains_a_search_too_short_for_a_suggestion(in_tmp):
+    result = zoo_command("tune", "--config", "lenet5_digits", "--num_training", "5", "--output", "lr",
+                         "--trainer.enable_progress_bar", "false", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().startswith("zoo tune: no suggestion from 5 batches")
+    assert len(result.stdout.strip().splitlines()) == 1
+    _check_png(in_tmp / "lr/lr_find.png")
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["lr"]
+
+
+def test_momentum_and_adam_train_further_than_plain_sgd(in_tmp, data_dir):
+    numbers = _run_experiment("optimizers", in_tmp, {"ZOO_DATA_DIR": str(data_dir)})
+    sgd = numbers["SGD"]["final_train_loss"]
+    for better in ("SGD + momentum", "Adam", "RMSprop"):
+        assert numbers[better]["final_train_loss"] < 0.6 * sgd, numbers
+    # each variant is an ordinary run folder: the run page and zoo compare read its metrics.csv
+    assert (in_tmp / "experiment_optimizers/runs/Adam/version_0/metrics.csv").is_file()
+
+
+@pytest.mark.slow
+def test_without_regularisation_validation_parts_most_from_training(in_tmp, data_dir):
+    numbers = _run_experiment("overfitting", in_tmp, {"ZOO_DATA_DIR": str(data_dir)})
+    plain = numbers["no regularisation"]
+    assert plain["epochs"] == 40
+    assert numbers["L2 (weight decay 0.01)"]["gap"] < plain["gap"], numbers
+    # dropout keeps the training loss off zero, but did not shrink the final gap in the measured run
+    # (docs/experiments.md): its claim is not asserted until a setting where it holds is found
+    assert numbers["dropout 0.5"]["train_loss"] > 10 * plain["train_loss"], numbers
+    assert numbers["early stopping"]["epochs"] < 40, numbers
+
+
+@pytest.mark.slow
+def test_batch_norm_trains_where_the_plain_net_does_not(in_tmp, data_dir):
+    numbers = _run_experiment("batchnorm", in_tmp, {"ZOO_DATA_DIR": str(data_dir)})
+    assert numbers["with batch norm"]["val_acc"] > numbers["without batch norm"]["val_acc"] + 0.1, numbers
+
+
+def test_init_small_fades_xavier_keeps_tanh_kaiming_keeps_relu(in_tmp, data_dir):
+    numbers = _run_experiment("init", in_tmp, {"ZOO_DATA_DIR": str(data_dir)})
+    for activation in ("tanh", "relu"):
+        small = numbers[f"{activation} small"]["std_per_layer"]
+        assert all(later < earlier for earlier, later in zip(small, small[1:])), small
+        assert small[-1] < 0.01 * small[0], small
+    for kept in ("tanh xavier", "relu kaiming"):
+        spread = numbers[kept]["std_per_layer"]
+        assert 0.5 < spread[-1] / spread[0] < 2, (kept, spread)
+
+
+@pytest.mark.slow
+def test_a_wider_hidden_layer_approximates_the_function_better(in_tmp):
+    numbers = _run_experiment("width", in_tmp, {})
+    errors = [numbers[f"{w} units"]["val_mse"] for w in (4, 16, 64, 1024)]
+    assert all(wider < narrower for narrower, wider in zip(errors, errors[1:])), errors
