@@ -22,6 +22,7 @@ import zoo
 from tests.commands import zoo_command
 from zoo.callbacks import EmbeddingProjector, TrainingDynamics
 from zoo.callbacks.dynamics import dead_units
+from zoo.trainer_cli import metrics_rows
 
 pytestmark = pytest.mark.compat  # the loggers' file formats and readers
 RUN = Path("runs/lenet5_digits/version_0")
@@ -107,7 +108,8 @@ def test_tensorboard_projector_holds_penultimate_features(tensorboard_run):
 
 def test_long_form_logger_writes_into_the_run_folder_and_resumes_there(tmp_path):
     fit("--trainer.max_epochs", "1", "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger", cwd=tmp_path)
-    fit("--trainer.max_epochs", "2", "--trainer.logger", "TensorBoardLogger", "--ckpt_path", "last", cwd=tmp_path)
+    resumed = fit("--trainer.max_epochs", "2", "--trainer.logger", "TensorBoardLogger", "--ckpt_path", "last", cwd=tmp_path)
+    assert "warn" not in resumed.stderr.lower(), resumed.stderr  # nothing meant for programmers
     assert sorted(p.name for p in (tmp_path / "runs" / "lenet5_digits").iterdir()) == ["version_0"]
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
     rows = read_dynamics(tmp_path / RUN / "dynamics.csv")
@@ -115,6 +117,8 @@ def test_long_form_logger_writes_into_the_run_folder_and_resumes_there(tmp_path)
     assert len(keys) == len(set(keys))  # the resumed run continued the file without duplicates
     assert {row["epoch"] for row in rows} == {"0", "1"}
     assert len(list((tmp_path / RUN).glob("events.out.tfevents*"))) >= 2  # both runs wrote there
+    # metrics.csv beside TensorBoard's files, for the run page, with the first run's epoch kept
+    assert {row["epoch"] for row in metrics_rows(tmp_path / RUN / "metrics.csv") if "val/acc" in row} == {0, 1}
 
 
 def short_fit(model, tmp_path, callbacks, logger, epochs=1):
@@ -178,3 +182,6 @@ def test_wandb_offline_run_lives_in_the_run_folder(tmp_path):
     assert table["columns"] == ["label", *(f"f{i}" for i in range(84))]
     assert len(table["data"]) == 144 and {row[0] for row in table["data"]} == set(range(10))  # the digits' validation split
     assert (tmp_path / RUN / "dynamics.csv").is_file()
+    # metrics.csv beside W&B's run, and so the run page with the curves
+    assert any("val/acc" in row for row in metrics_rows(tmp_path / RUN / "metrics.csv"))
+    assert "val/acc" in (tmp_path / RUN / "report.html").read_text()

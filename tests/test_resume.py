@@ -11,6 +11,7 @@ import zoo
 from tests.conftest import REPO
 from tests.test_cli import ZOO, run_zoo
 from zoo.checkpointing import AtomicCheckpointIO
+from zoo.trainer_cli import metrics_rows
 
 pytestmark = pytest.mark.compat  # checkpoints and exact resumes
 
@@ -47,6 +48,10 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     assert all(torch.equal(adam_straight[i]["exp_avg"], adam_resumed[i]["exp_avg"]) for i in adam_straight)
     versions = list((tmp_path / "crashed/runs/lenet5_digits").iterdir())
     assert [v.name for v in versions] == ["version_0"]  # resumed in the crashed run's own folder
+    # metrics.csv keeps what the run logged before the crash: its validation rows are the straight run's
+    validation = [[row for row in metrics_rows(folder / "runs/lenet5_digits/version_0/metrics.csv") if "val/loss" in row]
+                  for folder in (tmp_path / "straight", tmp_path / "crashed")]
+    assert validation[0] and validation[1] == validation[0]
 
 
 def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):

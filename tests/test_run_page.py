@@ -1,6 +1,5 @@
 """The run page every `zoo fit` writes (report.html in the run folder), `zoo report RUN_DIR` and `zoo compare`."""
 
-import csv
 import re
 import shutil
 import subprocess
@@ -99,7 +98,8 @@ def test_zoo_report_writes_the_same_page_from_the_files_alone(two_runs, tmp_path
     # The same page but for the folder it names and the bytes of the PNGs (matplotlib's metadata may vary).
     strip = lambda page: re.sub(r"base64,[^']*|zoo report [^<]*", "", page)  # noqa: E731
     assert strip(again) == strip(original)
-    assert again.count("data:image/png;base64,") == original.count("data:image/png;base64,") == 3
+    # the curves, the learning rate and epoch times, the layer dynamics, the confusion matrix
+    assert again.count("data:image/png;base64,") == original.count("data:image/png;base64,") == 4
 
 
 def test_zoo_compare_overlays_both_runs_and_lists_the_setting_that_differs(two_runs, tmp_path):
@@ -122,19 +122,16 @@ def _copy_run(run, folder):
     return copy
 
 
-def test_a_run_without_dynamics_says_so_and_one_with_them_draws_them(two_runs, tmp_path):
+def test_the_recorded_layer_dynamics_are_drawn_and_a_run_without_them_says_so(two_runs, tmp_path):
     run = _copy_run(two_runs[1], tmp_path)
+    fit_page = (two_runs[1] / "report.html").read_text()
+    assert "did not record layer dynamics" not in fit_page and "weight norm and gradient norm" in fit_page
+    recorded = (run / "dynamics.csv").read_text()  # what zoo fit's TrainingDynamics wrote
+    (run / "dynamics.csv").unlink()  # as in the folder of a run made before the zoo recorded them
     assert zoo_command("report", str(run), cwd=tmp_path).returncode == 0
     before = (run / "report.html").read_text()
     assert "This run did not record layer dynamics" in before
-    with (run / "dynamics.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["epoch", "step", "layer", "quantity", "value"])
-        for epoch in range(3):
-            for layer in ("net.features.0", "net.head"):
-                writer.writerow([epoch, 10 * (epoch + 1), layer, "weight_norm", 2.0 + epoch])
-                writer.writerow([epoch, 10 * (epoch + 1), layer, "grad_norm", 0.5 / (epoch + 1)])
-            writer.writerow([epoch, 10 * (epoch + 1), "net.features.1", "dead_share", 0.1 * epoch])
+    (run / "dynamics.csv").write_text(recorded)
     assert zoo_command("report", str(run), cwd=tmp_path).returncode == 0
     after = (run / "report.html").read_text()
     assert "did not record layer dynamics" not in after

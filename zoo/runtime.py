@@ -38,6 +38,10 @@ PROGRAMMER_WARNINGS = (
     r"Grad strides do not match bucket view strides",
     # In-memory datasets need no worker processes; Lightning's hint about workers does not apply.
     r".*does not have many workers.*",
+    # A resumed run writes into its own folder again, as it should; the zoo keeps its metrics.csv rows
+    # (zoo.trainer_cli.KeepMetricsOnResume), and a TensorBoard or W&B run has its CSV file beside it.
+    r"Experiment logs directory .* exists and is not empty",
+    r"Checkpoint directory .* exists and is not empty",
 )
 
 

@@ -24,7 +24,8 @@ import torch
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import default_callbacks
@@ -242,6 +243,55 @@ def prepare_wandb_folder(folder: Path, resuming: bool, settings) -> None:
         settings["version"] = runs[-1].name.rsplit("-", 1)[-1]
 
 
+def with_metrics_csv(logger):
+    """``logger`` (one or a list) and a CSVLogger writing ``metrics.csv`` into the same run folder, unless
+    one of them is a CSVLogger already: the run page, ``zoo report`` and ``zoo compare`` read that file
+    whichever logger a run chose."""
+    loggers = list(logger) if isinstance(logger, (list, tuple)) else [logger]
+    if not loggers or any(isinstance(each, CSVLogger) for each in loggers):
+        return logger
+    first = loggers[0]  # the Trainer's log_dir, as Lightning reads it
+    folder = first.log_dir if isinstance(first, TensorBoardLogger) else first.save_dir
+    if folder is None:
+        return logger
+    folder = Path(folder)
+    return [*loggers, CSVLogger(save_dir=folder.parent, name="", version=folder.name)]
+
+
+def metrics_rows(path: Path) -> list[dict[str, float]]:
+    """The rows of a CSVLogger's ``metrics.csv`` as the values it logged (empty cells left out)."""
+    import csv
+
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        return [{key: int(text) if text.lstrip("-").isdigit() else float(text) for key, text in row.items() if text}
+                for row in csv.DictReader(file)]
+
+
+class KeepMetricsOnResume(Callback):
+    """A resumed run's ``metrics.csv`` keeps the rows of the steps before its checkpoint.
+
+    Lightning's CSVLogger starts the file afresh when it opens a folder that has one; this callback reads
+    the rows before that and logs those of the steps the checkpoint holds again, so that the file (and
+    the run page drawn from it) covers the whole run. Rows past the checkpoint, of steps the resumed run
+    trains again, are left out.
+    """
+
+    def __init__(self, rows: list[dict[str, float]]) -> None:
+        self.rows = rows
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        csv_logger = next((each for each in trainer.loggers if isinstance(each, CSVLogger)), None)
+        if csv_logger is None or not trainer.is_global_zero:
+            return
+        for row in self.rows:
+            step = row.pop("step", None)
+            if step is not None and step < trainer.global_step:
+                csv_logger.log_metrics(row, step=step)
+        self.rows = []
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with the zoo's default callbacks, run folders, exact resumes, test-after-fit and publishing.
 
@@ -437,8 +487,11 @@ class ZooCLI(LightningCLI):
         trainer_cfg = self._option("trainer")
         if self._option("default_callbacks"):  # before after_instantiate_classes compiles the model
             self.trainer_defaults["callbacks"] = self.run_callbacks(trainer_cfg)
-        if trainer_cfg.get("logger") in (None, True) and "logger" not in kwargs:  # the zoo's loggers, in the run folder: CSV by default
-            kwargs.setdefault("logger", self._chosen_logger(self._option("logger") or "csv"))
+        logger = trainer_cfg.get("logger")
+        if logger in (None, True) and "logger" not in kwargs:  # the zoo's loggers, in the run folder: CSV by default
+            kwargs["logger"] = with_metrics_csv(self._chosen_logger(self._option("logger") or "csv"))
+        elif logger is not False and "logger" not in kwargs:  # a logger of the user's choice, and metrics.csv
+            kwargs["logger"] = with_metrics_csv(logger)
         if trainer_cfg.get("strategy") == "ddp":
             # A rank that dies leaves the others blocked in a collective; the timeout bounds that wait.
             kwargs.setdefault("strategy", DDPStrategy(timeout=timedelta(seconds=self._option("ddp_timeout"))))
@@ -466,6 +519,10 @@ class ZooCLI(LightningCLI):
     def before_fit(self) -> None:
         if self._resuming():
             self.config_init.fit.ckpt_path = str(self._last_checkpoint())
+            csv_logger = next((each for each in self.trainer.loggers if isinstance(each, CSVLogger)), None)
+            if csv_logger is not None:  # read before the logger opens its folder and starts the file afresh
+                rows = metrics_rows(Path(csv_logger.log_dir) / "metrics.csv")
+                self.trainer.callbacks.append(KeepMetricsOnResume(rows))
         self._fit_started = time.perf_counter()
 
     def _last_checkpoint(self) -> Path:

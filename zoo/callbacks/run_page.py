@@ -84,6 +84,11 @@ class RunPage(Callback):
             self.record["confusion"] = self.best_confusion(trainer, pl_module)
         self.write(trainer)
 
+    def on_test_end(self, trainer, pl_module) -> None:
+        """The test after fit (``--test_after_fit``) adds its results to the run's page."""
+        if trainer.is_global_zero and self.folder is not None and self.record.get("status") == "finished":
+            self.write(trainer)
+
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if not trainer.is_global_zero or self.folder is None or not self.record:
             return
