@@ -30,6 +30,12 @@ def test_two_process_ddp_fit_writes_one_checkpoint_set(in_tmp):
     with open(versions[0] / "metrics.csv") as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("val/acc")}
     assert epochs == {"0", "1", "2"}
+    # what rank zero alone records of the run: the layer dynamics once per epoch, and the run page
+    with open(versions[0] / "dynamics.csv") as f:
+        rows = [(row["epoch"], row["layer"], row["quantity"]) for row in csv.DictReader(f)]
+    assert {epoch for epoch, _, _ in rows} == {"0", "1", "2"} and len(rows) == len(set(rows))
+    page = (versions[0] / "report.html").read_text()
+    assert "3 epochs (0 to 2)" in page and "Confusion matrix" in page
 
 
 @pytest.mark.slow
