@@ -121,6 +121,15 @@ def test_long_form_logger_writes_into_the_run_folder_and_resumes_there(tmp_path)
     assert {row["epoch"] for row in metrics_rows(tmp_path / RUN / "metrics.csv") if "val/acc" in row} == {0, 1}
 
 
+def test_a_logger_a_recipe_names_without_save_dir_writes_into_the_run_folder(tmp_path):
+    (tmp_path / "mine.yaml").write_text("trainer:\n  max_epochs: 1\n  logger:\n"
+                                         "    class_path: lightning.pytorch.loggers.TensorBoardLogger\n")
+    fit("--config", "mine.yaml", cwd=tmp_path)
+    run = tmp_path / "runs" / "mine" / "version_0"  # the run is named after the last recipe
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml", "runs"]
+    assert list(run.glob("events.out.tfevents*")) and (run / "metrics.csv").is_file()
+
+
 def short_fit(model, tmp_path, callbacks, logger, epochs=1):
     datamodule = zoo.create_datamodule("digits", batch_size=32)
     trainer = L.Trainer(max_epochs=epochs, limit_train_batches=4, limit_val_batches=2, logger=logger,

@@ -142,9 +142,10 @@ def resolve_user_arguments(argv: list[str]) -> list[str]:
         i += 1 if equals else 2
         if flag == "--config":
             try:
-                resolved += [flag, value if value.lstrip().startswith("{") else resolve_config(value)]
+                path = value if value.lstrip().startswith("{") else resolve_config(value)
             except RecipeNotFoundError as err:
                 raise UsageError(str(err)) from None
+            resolved += [flag, path, *_recipe_logger_save_dir(path, argv[i:])]
         else:
             resolved += _class_choice(flag, value)
     return resolved
@@ -165,6 +166,25 @@ def _run_folder_save_dir(logger: str, rest: list[str]) -> list[str]:
     if parameter is None or parameter.default is not parameter.empty:
         return []  # e.g. WandbLogger's save_dir ".", which before_instantiate_classes reads as the run folder
     return ["--trainer.logger.save_dir", RUN_FOLDER]
+
+
+def _recipe_logger_save_dir(recipe: str, rest: list[str]) -> list[str]:
+    """``--trainer.logger.save_dir RUN_FOLDER`` for a recipe file whose ``trainer.logger`` names a
+    logger class without the ``save_dir`` it requires, as :func:`_run_folder_save_dir` does for one
+    named on the command line."""
+    import yaml
+
+    try:
+        settings = yaml.safe_load(Path(recipe).read_text()) if Path(recipe).is_file() else None
+    except (OSError, yaml.YAMLError):
+        return []  # the parser says what is wrong with the file
+    trainer = settings.get("trainer") if isinstance(settings, dict) else None
+    logger = trainer.get("logger") if isinstance(trainer, dict) else None
+    if not isinstance(logger, dict) or not isinstance(logger.get("class_path"), str):
+        return []
+    if "save_dir" in (logger.get("init_args") or {}):
+        return []
+    return _run_folder_save_dir(logger["class_path"], rest)
 
 
 def _settings_of(class_path: str) -> list[str]:
