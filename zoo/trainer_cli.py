@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
-from zoo.callbacks import default_callbacks
+from zoo.callbacks import RunPage, default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint_file, checkpoint_dir
 from zoo.errors import UsageError
 from zoo.models.base import ZooModule
@@ -562,8 +562,13 @@ class ZooCLI(LightningCLI):
 
     def after_fit(self) -> None:
         self._fit_seconds = time.perf_counter() - self._fit_started
-        if not (self._option("test_after_fit") or self._option("publish")):
-            return
+        if self._option("test_after_fit") or self._option("publish"):
+            self._test_after_fit()
+        page = next((cb.page for cb in self.trainer.callbacks if isinstance(cb, RunPage)), None)
+        if self.trainer.is_global_zero and page is not None and page.is_file():
+            print(f"\nRun page: {page} (open it in a browser)")
+
+    def _test_after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)[0]

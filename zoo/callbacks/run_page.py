@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from zoo.models.base import ZooModule
-from zoo.runs import RUN_RECORD, read_run
+from zoo.runs import PAGE, RUN_RECORD, read_run
 
 
 class RunPage(Callback):
@@ -57,6 +57,11 @@ class RunPage(Callback):
         previous = self._previous_record()  # a resumed run keeps the epochs it already timed
         self.record = {"monitor": monitor, "mode": mode, "status": "running", "stopped_epoch": None,
                        "epoch_seconds": previous.get("epoch_seconds", {})}  # str(epoch) -> seconds
+
+    @property
+    def page(self) -> Path | None:
+        """Where the page of the run is written (None before fit sets it up, or without a logger)."""
+        return self.folder / PAGE if self.folder is not None else None
 
     def _previous_record(self) -> dict:
         path = self.folder / RUN_RECORD if self.folder is not None else None
