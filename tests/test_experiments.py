@@ -1,7 +1,10 @@
 """`zoo tune` on the quickstart recipe, and the classic experiments of docs/experiments.md: each run as a
 user runs it, its claim checked on the numbers it measured, its figure a real PNG."""
 
+import contextlib
+import io
 import json
+import logging
 import re
 
 import pytest
@@ -14,6 +17,20 @@ from tests.commands import zoo_command
 TUNE_COMMAND = "zoo tune --config lenet5_digits --save_recipe tuned.yaml"
 EXPERIMENT_COMMANDS = {name: f"zoo experiment {name}" for name in ("optimizers", "overfitting", "batchnorm", "init", "width")}
 DOCUMENTED_EXPERIMENTS = ("optimizers", "overfitting", "batchnorm", "init")  # those docs/experiments.md shows, with the numbers of a run
+
+
+@contextlib.contextmanager
+def _lightning_log():
+    """What Lightning logs while the block runs, as the zoo command's terminal shows it (its filters applied)."""
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).addHandler(handler)
+    try:
+        yield lines
+    finally:
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).removeHandler(handler)
 
 
 def _check_png(path, min_width=400, min_height=250):
@@ -32,7 +49,8 @@ def _run_experiment(name, folder, env):
 
 
 def test_tune_suggests_a_rate_draws_it_and_saves_a_recipe_with_it(in_tmp):
-    result = zoo_command(*TUNE_COMMAND.split()[1:], cwd=in_tmp)
+    with _lightning_log() as log:
+        result = zoo_command(*TUNE_COMMAND.split()[1:], cwd=in_tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     line = re.fullmatch(r"suggested learning rate: (\S+) \(plot: (\S+); recipe with it: tuned\.yaml\)",
                         result.stdout.strip())
@@ -48,17 +66,34 @@ def test_tune_suggests_a_rate_draws_it_and_saves_a_recipe_with_it(in_tmp):
     assert yaml.safe_load(printed.stdout)["model"]["init_args"]["lr"] == suggestion
     # nothing but the run folder and the recipe asked for; the finder's checkpoint is gone
     assert sorted(p.name for p in in_tmp.iterdir()) == ["runs", "tuned.yaml"]
-    assert sorted(p.name for p in (in_tmp / "runs/lenet5_digits/tune").iterdir()) == ["config.yaml", "lr_find.png"]
+    assert sorted(p.name for p in (in_tmp / "runs/lenet5_digits/tune").iterdir()) == ["lr_find.png"]
+    # the finder's own lines (its checkpoint restored, its fit stopped) stay off the user's terminal
+    assert log.getvalue().startswith("Seed set to 42"), log.getvalue()  # what the user is told is caught here
+    for programmer_line in ("Restor", "`Trainer.fit` stopped", ".lr_find_"):
+        assert programmer_line not in log.getvalue() + result.stderr, log.getvalue() + result.stderr
 
 
 def test_tune_explains_a_search_too_short_for_a_suggestion(in_tmp):
-    result = zoo_command("tune", "--config", "lenet5_digits", "--num_training", "5", "--output", "lr",
-                         "--trainer.enable_progress_bar", "false", cwd=in_tmp)
+    with _lightning_log() as log:
+        result = zoo_command("tune", "--config", "lenet5_digits", "--num_training", "5", "--output", "lr",
+                             "--trainer.enable_progress_bar", "false", cwd=in_tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().startswith("zoo tune: no suggestion from 5 batches")
     assert len(result.stdout.strip().splitlines()) == 1
     _check_png(in_tmp / "lr/lr_find.png")
     assert sorted(p.name for p in in_tmp.iterdir()) == ["lr"]
+    assert sorted(p.name for p in (in_tmp / "lr").iterdir()) == ["lr_find.png"]
+    # no progress bar when it is switched off (the finder draws its own), and Lightning's complaint about
+    # too few points is said once, in the zoo's words on stdout
+    assert "Finding best initial lr" not in result.stderr, result.stderr
+    assert log.getvalue().strip() == "Seed set to 42", log.getvalue()
+
+
+def test_tune_help_names_zoo_tune_and_its_own_options(in_tmp):
+    result = zoo_command("tune", "--help", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: zoo tune "), result.stdout[:200]
+    assert "--save_recipe" in result.stdout and "--num_training" in result.stdout
 
 
 def test_momentum_and_adam_train_further_than_plain_sgd(in_tmp, data_dir):
