@@ -73,6 +73,24 @@ def quiet_programmer_messages() -> None:
 
 
 @contextmanager
+def log_lines_dropped(lines: dict[str, tuple[str, ...]]) -> Iterator[None]:
+    """Without the log lines of ``lines`` (logger name -> message prefixes) while the block runs.
+
+    For lines that are programmer messages in one command only (``zoo tune`` hides those of the
+    learning-rate finder's temporary checkpoint, which ``zoo fit --ckpt_path`` still shows); the
+    filters are removed when the block ends.
+    """
+    filters = {name: _DropLines(prefixes) for name, prefixes in lines.items()}
+    for name, drop in filters.items():
+        logging.getLogger(name).addFilter(drop)
+    try:
+        yield
+    finally:
+        for name, drop in filters.items():
+            logging.getLogger(name).removeFilter(drop)
+
+
+@contextmanager
 def nvml_check_dropped() -> Iterator[None]:
     """Without Lightning's NVML check, where NVML cannot load, while the block runs; restored after.
 

@@ -12,7 +12,10 @@ model's weights are restored when the search ends, and nothing is left in the wo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -21,9 +24,18 @@ from lightning.pytorch.tuner import Tuner
 
 from zoo.callbacks import ProgressBar
 from zoo.errors import UsageError
+from zoo.runtime import log_lines_dropped
 from zoo.trainer_cli import ZooCLI
 
 PICTURE = "lr_find.png"
+# What Lightning's finder logs about its own workings: the temporary checkpoint it saves and restores,
+# the end of its short fit, and its failure to suggest a rate, which zoo tune says in its own words.
+FINDER_LINES = {
+    "lightning.pytorch.utilities.rank_zero": ("Restoring states from the checkpoint path at ",
+                                              "Restored all states from the checkpoint at ", "`Trainer.fit` stopped: "),
+    "lightning.pytorch.tuner.lr_finder": ("Failed to compute suggestion for learning rate",),
+}
+FINDER_BAR = "Finding best initial lr"  # the label of the finder's own progress bar (tqdm, on stderr)
 
 
 def draw_lr_curve(lrs: list[float], losses: list[float], suggestion: float | None, path: Path) -> None:
@@ -61,9 +73,22 @@ class TuneCLI(ZooCLI):
     """``zoo tune``: the ``fit`` subcommand's parser and setup, then the learning-rate finder instead of training.
 
     The finder trains on ``--num_training`` batches and restores the model's weights afterwards; its
-    temporary checkpoint goes to a folder of the run, and Lightning removes it. No logger and no
-    checkpoints: only the progress bar of the zoo's callbacks.
+    temporary checkpoint goes to a folder of the run, and Lightning removes it. No logger, no
+    checkpoints and no ``config.yaml``: only the progress bar, the picture and, if asked, the recipe.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, save_config_callback=None, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Only ``fit``'s parser: ``zoo tune`` parses as ``zoo fit`` does."""
+        return {"fit": ZooCLI.subcommands()["fit"]}
+
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        # jsonargparse names a subcommand's parser "<prog> [options] fit"; its help is zoo tune's
+        self._subcommand_parser.prog = "zoo tune"
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
@@ -115,10 +140,11 @@ class TuneCLI(ZooCLI):
 
     def fit(self, model, datamodule=None, **kwargs) -> None:
         """Run the finder in place of ``Trainer.fit`` (LightningCLI runs a CLI method named as the subcommand)."""
-        finder = Tuner(self.trainer).lr_find(
-            model, datamodule=datamodule, min_lr=self._option("min_lr"), max_lr=self._option("max_lr"),
-            num_training=self._option("num_training"), update_attr=False)
-        self.suggestion = finder.suggestion() if finder is not None else None
+        with log_lines_dropped(FINDER_LINES), self._finder_bar_hidden():
+            finder = Tuner(self.trainer).lr_find(
+                model, datamodule=datamodule, min_lr=self._option("min_lr"), max_lr=self._option("max_lr"),
+                num_training=self._option("num_training"), update_attr=False)
+            self.suggestion = finder.suggestion() if finder is not None else None
         if not self.trainer.is_global_zero:
             return
         picture = self.picture_dir() / PICTURE
@@ -131,6 +157,25 @@ class TuneCLI(ZooCLI):
         if self._option("save_recipe"):
             saved = f"; recipe with it: {self.save_recipe(Path(self._option('save_recipe')))}"
         print(f"suggested learning rate: {self.suggestion:.3g} (plot: {picture}{saved})")
+
+    @contextlib.contextmanager
+    def _finder_bar_hidden(self):
+        """Without the finder's progress bar when the run has none (``--trainer.enable_progress_bar false``).
+
+        The finder draws its bar whatever the trainer says; it writes to ``sys.stderr``, so the search
+        runs with stderr caught, and what else was written there is passed on when it ends.
+        """
+        if self.trainer.progress_bar_callback is not None:
+            yield
+            return
+        caught = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(caught):
+                yield
+        finally:
+            for line in caught.getvalue().replace("\r", "\n").splitlines(keepends=True):
+                if line.strip() and FINDER_BAR not in line:
+                    sys.stderr.write(line)
 
     def save_recipe(self, path: Path) -> Path:
         """The parsed recipe, with the model's ``lr`` set to the suggestion, as a YAML file ``zoo fit`` runs."""
