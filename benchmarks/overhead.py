@@ -24,7 +24,7 @@ monitor; progress bar and layer summary off), a few epochs of real training and 
 each, with neither, with the dynamics, and with both; runs alternate in one process. The goal: both
 together cost under 3 % of the training time.
 
-    python -m benchmarks.overhead --recording_only [--repeats 3] [--recording_epochs 3] [--recording_batches 100]
+    python -m benchmarks.overhead --recording_only [--repeats 3] [--recording_epochs 3] [--recording_batches N]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def counting_faults(runs: dict, faults: dict[str, list[int]]) -> dict:
     return {name: counted(name, fn) for name, fn in runs.items()}
 
 
-def recording_cost(repeats: int, epochs: int, batches: int) -> None:
+def recording_cost(repeats: int, epochs: int, batches: int | None) -> None:
     """Print fit times of LeNet-5 on MNIST with the default callbacks, recording nothing, the layer
     dynamics, and the dynamics and the run page; and what each costs."""
     from lightning.pytorch.loggers import CSVLogger
@@ -158,7 +158,7 @@ def recording_cost(repeats: int, epochs: int, batches: int) -> None:
         def run() -> None:
             callbacks = default_callbacks(monitor="val/acc", mode="max", progress_bar=False, summary=False,
                                           dynamics=dynamics, run_page=run_page)
-            trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=batches, callbacks=callbacks,
+            trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=batches or 1.0, callbacks=callbacks,
                                 logger=CSVLogger(folder), enable_progress_bar=False, enable_model_summary=False,
                                 num_sanity_val_steps=0)
             trainer.fit(copy.deepcopy(initial), datamodule=datamodule)
@@ -171,7 +171,8 @@ def recording_cost(repeats: int, epochs: int, batches: int) -> None:
     base = times["records nothing"]
     rows = [[name, f"{median(t):.2f}", f"{min(t):.2f}", " ".join(f"{v:.2f}" for v in t),
              f"{min(t) / min(base) - 1:+.2%}", f"{median(t) / median(base) - 1:+.2%}"] for name, t in times.items()]
-    print(f"\nWhat zoo fit records: LeNet-5, MNIST, {epochs} epochs of {batches} batches of 128 and a full "
+    per_epoch = f"{batches} batches of 128" if batches else "the whole training split (batches of 128)"
+    print(f"\nWhat zoo fit records: LeNet-5, MNIST, {epochs} epochs of {per_epoch} and a full "
           f"validation each, default callbacks; {machine()}")
     print(table(["fit", "median s", "best s", "runs s", "cost (bests)", "cost (medians)"], rows))
     print("The goal: the dynamics and the run page together cost under 3 % of the training time")
@@ -186,7 +187,8 @@ def main() -> None:
                         help="also price what zoo fit records (layer dynamics, run page); --repeats runs of each")
     parser.add_argument("--recording_only", action="store_true", help="only the table of what zoo fit records")
     parser.add_argument("--recording_epochs", type=int, default=3, help="epochs per run in the recording table")
-    parser.add_argument("--recording_batches", type=int, default=100, help="training batches of 128 per epoch there")
+    parser.add_argument("--recording_batches", type=int, default=None,
+                        help="training batches of 128 per epoch there (default: the whole training split)")
     args = parser.parse_args()
     kept = zoo.malloc.keep_freed_memory()
     drop_unusable_nvml_check()  # as the zoo command does for its training runs (zoo.runtime.nvml_check_dropped)

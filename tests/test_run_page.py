@@ -21,8 +21,9 @@ class PageAtSecondEpoch(Callback):
         self.copy_to = copy_to
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        page = Path(trainer.log_dir) / "report.html"
         if trainer.current_epoch == 1:
-            shutil.copy(Path(trainer.log_dir) / "report.html", self.copy_to)
+            shutil.copy(page, self.copy_to) if page.is_file() else Path(self.copy_to).write_text("no page yet")
 
 
 SHORT = ["--config", "lenet5_digits", "--trainer.max_epochs", "3", "--test_after_fit", "false",
@@ -62,14 +63,33 @@ def test_every_fit_writes_its_page_with_every_metric_the_best_epoch_the_confusio
                                                       for src in re.findall(r"src='([^']*)'", page))
 
 
-def test_the_page_is_written_during_training_too(two_runs):
-    """The page as it was when the second epoch started: the first epoch drawn, the run still going."""
-    page = (two_runs[0] / "page_at_epoch_1.html").read_text()
-    assert "still running when this page was written" in page and "1 epoch (0 to 0)" in page
-    assert "<h2>Loss and metrics by epoch</h2>" in page and "val/acc" in page
-    assert "<h2>Confusion matrix</h2>" not in page  # measured when training ends
+def test_a_short_run_draws_its_page_once_at_the_end(two_runs):
+    """Epochs of a fraction of a second: drawing the page at each would cost more than 3 % of the run."""
+    assert (two_runs[0] / "page_at_epoch_1.html").read_text() == "no page yet"
     final = (two_runs[1] / "report.html").read_text()
     assert "still running" not in final and "3 epochs (0 to 2)" in final
+
+
+def test_the_page_is_written_during_training_when_the_budget_allows(tmp_path):
+    """The page as it was when the second epoch started: the first epoch drawn, the run still going."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    import zoo
+    from zoo.callbacks import RunPage
+
+    copy = tmp_path / "page_at_epoch_1.html"
+    every_epoch = RunPage(max_share=1.0)
+    every_epoch.FIRST_DRAWING_SECONDS = 0.0  # as if drawing were free: the budget allows the first epoch's page
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=2, accelerator="cpu",
+                        logger=CSVLogger(tmp_path, name="run"), enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[every_epoch, PageAtSecondEpoch(str(copy))])
+    trainer.fit(zoo.create_model("lenet5"), datamodule=zoo.create_datamodule("digits", batch_size=32))
+    page = copy.read_text()
+    assert "still running when this page was written" in page and "1 epoch (0 to 0)" in page
+    assert "<h2>Loss and metrics by epoch</h2>" in page and "val/acc" in page
+    assert "<h2>Confusion matrix</h2>" not in page  # that of the best epoch, shown when training ends
+    assert "<h2>Confusion matrix</h2>" in (tmp_path / "run" / "version_0" / "report.html").read_text()
 
 
 def test_a_real_browser_shows_the_page(two_runs, tmp_path):
@@ -84,6 +104,23 @@ def test_a_real_browser_shows_the_page(two_runs, tmp_path):
     curves = picture.crop((40, 420, 1000, 780))  # where the loss and accuracy panels are drawn
     coloured = sum(1 for count, (r, g, b) in curves.getcolors(1 << 20) if abs(r - g) > 60 or abs(g - b) > 60)
     assert coloured > 10  # the training and validation lines
+
+
+def test_the_confusion_matrix_counted_during_validation_is_the_best_checkpoints(two_runs):
+    """The page's matrix comes from the best epoch's own validation pass; measured again from the best
+    checkpoint on the validation split, it is the same."""
+    import json
+
+    from zoo.checkpointing import model_from_checkpoint
+    from zoo.report import _datamodule_from, confusion_matrix
+
+    run = two_runs[1]
+    recorded = json.loads((run / "run.json").read_text())["confusion"]
+    model = model_from_checkpoint(run / "checkpoints" / recorded["checkpoint"]).eval()
+    datamodule = _datamodule_from(run / "config.yaml", None)
+    datamodule.setup("fit")
+    matrix, names = confusion_matrix(model, datamodule.val_dataloader())
+    assert recorded["matrix"] == matrix and recorded["class_names"] == names
 
 
 def test_zoo_report_writes_the_same_page_from_the_files_alone(two_runs, tmp_path):

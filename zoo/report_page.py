@@ -39,19 +39,15 @@ def grid_picture(grid, path: Path, factor: int = 2) -> None:
 
 
 def new_figure(width: float, height: float):
-    import matplotlib
+    """A figure drawn into files only: no pyplot, so no window and no change to the process's
+    matplotlib backend (a notebook that trains with the run page keeps its own)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=(width, height), dpi=100)
+    return Figure(figsize=(width, height), dpi=100)
 
 
 def _save(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
 
 
 def confusion_picture(matrix, names: list[str], path: Path) -> None:

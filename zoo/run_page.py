@@ -26,12 +26,9 @@ p.note { color: #666; } .marks span { margin-right: 1.5em; }
 
 
 def _png(figure) -> str:
-    """The figure as a PNG data URI (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
+    """The figure as a PNG data URI."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(figure)
+    figure.savefig(buffer, format="png")  # laid out by tight_layout: no second drawing to find its edges
     return _data_uri(buffer.getvalue())
 
 
@@ -70,6 +67,9 @@ def _epochs_axis(axes) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    low, high = axes.get_xlim()
+    if high - low < 2:  # one epoch: matplotlib would spread fractions of an epoch around it
+        axes.set_xlim(round((low + high) / 2) - 1, round((low + high) / 2) + 1)
     axes.set_xlabel("epoch")
     axes.grid(alpha=0.3)
 

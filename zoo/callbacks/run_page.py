@@ -22,16 +22,21 @@ from zoo.runs import PAGE, RUN_RECORD, read_run
 class RunPage(Callback):
     """Write the run page at epoch ends and when the run ends (finished, stopped early or interrupted).
 
-    Drawing takes a fraction of a second; on runs whose epochs are shorter than that, the page is
-    redrawn only once the time since the last drawing is ``1 / max_share`` times what that drawing
-    cost, so that it costs at most ``max_share`` of the training time. The first epoch's page and the
-    last one are always drawn. Only rank zero writes.
+    Drawing the page takes about half a second. An epoch's end redraws it when the drawings so far,
+    this one and the last one (when the run ends) together stay within ``max_share`` of the time the
+    run has trained: epochs of a minute each get a page each, a run of a few seconds gets one page, at
+    its end. The page of a run that ended is always drawn. Only rank zero writes.
+
+    A classifier's confusion matrix is that of the best epoch, counted from that epoch's own validation
+    pass (which is what its checkpoint scored): no pass of its own at the end, but under DDP, where each
+    rank sees a part of the split.
 
     Args:
-        max_share: the largest share of the training time that refreshing the page may take.
-        confusion: at the end of fit, measure a classifier's best checkpoint on the validation split
-            for the page's confusion matrix.
+        max_share: the largest share of the training time that drawing the page may take.
+        confusion: show a classifier's confusion matrix of the best checkpoint on the validation split.
     """
+
+    FIRST_DRAWING_SECONDS = 0.7  # what a drawing is taken to cost before the first one is timed
 
     def __init__(self, max_share: float = 0.03, confusion: bool = True) -> None:
         if not 0 < max_share <= 1:
@@ -41,8 +46,15 @@ class RunPage(Callback):
         self.folder: Path | None = None
         self.record: dict = {}
         self.epoch_started = 0.0
-        self.drawn_at = float("-inf")  # when the last drawing ended
-        self.draw_seconds = 0.0  # what it cost
+        self.started = 0.0  # when training started
+        self.drawings_seconds = 0.0  # what the drawings so far cost
+        self.hook = None  # while a validation epoch counts predictions for the confusion matrix
+        self.predicted: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        self.classes = 2
+        self.best_value = float("nan")
+        self.best_matrix: dict | None = None
+        self.draw_seconds = 0.0  # what the last drawing cost
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
@@ -67,6 +79,57 @@ class RunPage(Callback):
         path = self.folder / RUN_RECORD if self.folder is not None else None
         return json.loads(path.read_text()) if path is not None and path.is_file() else {}
 
+    # ----- the confusion matrix of the best epoch, from the validation passes themselves -------------
+    # The best checkpoint holds the weights of the epoch whose validation scored best; that epoch's
+    # predictions are its confusion matrix, so no pass of its own is needed at the end (under DDP each
+    # rank sees a shard, and the end of fit measures the checkpoint on the whole split instead).
+
+    def _counts_confusion(self, trainer, pl_module) -> bool:
+        return (self.confusion and self.folder is not None and trainer.is_global_zero and trainer.world_size == 1
+                and not trainer.sanity_checking and isinstance(pl_module, ZooModule) and pl_module.gives == "classes")
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.predicted, self.targets, self.classes = [], [], 2
+        if self._counts_confusion(trainer, pl_module):
+            self.hook = pl_module.register_forward_hook(self._count)
+
+    def _count(self, module, args, output) -> None:
+        output = output.detach()
+        if output.shape[1] > 1:
+            self.classes = output.shape[1]
+            self.predicted.append(output.argmax(1))
+        else:  # a binary classifier's one logit
+            self.predicted.append((output[:, 0] > 0).long())
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.hook is not None and dataloader_idx == 0:
+            self.targets.append(batch[1].detach().long().view(-1))
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # Here, as for ModelCheckpoint, the epoch's validation metrics are in callback_metrics.
+        predicted, targets, self.predicted, self.targets = self.predicted, self.targets, [], []
+        value = trainer.callback_metrics.get(self.record.get("monitor") or "")
+        if value is None or not targets or len(predicted) != len(targets):
+            return
+        value = float(value)
+        better = value > self.best_value if self.record.get("mode") == "max" else value < self.best_value
+        if self.best_value == self.best_value and not better:  # the first epoch compares with nan
+            return
+        self.best_value = value
+        predicted, target = torch.cat(predicted).cpu(), torch.cat(targets).cpu()
+        n = self.classes
+        matrix = torch.bincount(target * n + predicted, minlength=n * n).view(n, n)
+        names = list(pl_module.class_names or [str(i) for i in range(n)])
+        self.best_matrix = {"matrix": matrix.tolist(), "class_names": names, "images": len(target)}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started = time.perf_counter()
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.epoch_started = time.perf_counter()
 
@@ -74,8 +137,9 @@ class RunPage(Callback):
         if not trainer.is_global_zero or self.folder is None or trainer.sanity_checking:
             return
         self.record["epoch_seconds"][str(trainer.current_epoch)] = round(time.perf_counter() - self.epoch_started, 4)
-        first = self.drawn_at == float("-inf")
-        if first or (time.perf_counter() - self.drawn_at) * self.max_share >= self.draw_seconds:
+        trained = time.perf_counter() - self.started
+        drawing = self.draw_seconds or self.FIRST_DRAWING_SECONDS
+        if self.drawings_seconds + 2 * drawing <= self.max_share * trained:  # this page and the last one
             self.write(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -85,7 +149,10 @@ class RunPage(Callback):
         if stopping is not None and stopping.stopped_epoch > 0:
             self.record["stopped_epoch"] = stopping.stopped_epoch
         self.record["status"] = "finished"
-        if self.confusion and isinstance(pl_module, ZooModule) and pl_module.gives == "classes" and trainer.datamodule is not None:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
+        if self.best_matrix is not None:  # counted as the best epoch validated
+            self.record["confusion"] = {**self.best_matrix, "checkpoint": Path(best).name if best else None}
+        elif self.confusion and isinstance(pl_module, ZooModule) and pl_module.gives == "classes" and trainer.datamodule is not None:
             self.record["confusion"] = self.best_confusion(trainer, pl_module)
         self.write(trainer)
 
@@ -137,5 +204,5 @@ class RunPage(Callback):
             run.record = self.record
             (self.folder / RUN_RECORD).write_text(json.dumps(self.record, indent=1) + "\n")
         write_run_page(run)
-        self.drawn_at = time.perf_counter()
-        self.draw_seconds = self.drawn_at - started
+        self.draw_seconds = time.perf_counter() - started
+        self.drawings_seconds += self.draw_seconds
