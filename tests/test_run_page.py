@@ -14,6 +14,9 @@ from tests.commands import zoo_command
 from tests.test_report import _chromium
 from zoo.runs import read_metrics
 
+pytestmark = pytest.mark.compat  # the CSV logger's metrics.csv and the order of Lightning's hooks
+
+
 class PageAtSecondEpoch(Callback):
     """Copies the run page as the second epoch starts, to see what the first epoch's end wrote."""
 

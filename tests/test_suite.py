@@ -22,6 +22,8 @@ COMPAT_FILES = {
     "test_readme.py",
     "test_resume.py",  # checkpoints and exact resumes
     "test_weights.py",  # weights loading, load_from_checkpoint(weights_only=True)
+    "test_dynamics.py",  # the loggers' files (TensorBoard events and projector, W&B's run) read back
+    "test_run_page.py",  # the run page from the CSV logger's metrics.csv and the callbacks' hooks
 }
 TEST_FILES = {path.name for path in (REPO / "tests").glob("test_*.py")}
 

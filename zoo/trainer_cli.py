@@ -537,6 +537,8 @@ class ZooCLI(LightningCLI):
         return CSVLogger(save_dir=root.parent, name=root.name, version=version)
 
     def before_fit(self) -> None:
+        for page in (cb for cb in self.trainer.callbacks if isinstance(cb, RunPage)):
+            page.test_follows = bool(self._option("test_after_fit") or self._option("publish"))
         if self._resuming():
             self.config_init.fit.ckpt_path = str(self._last_checkpoint())
             csv_logger = next((each for each in self.trainer.loggers if isinstance(each, CSVLogger)), None)

@@ -54,6 +54,9 @@ class RunPage(Callback):
         self.classes = 2
         self.best_value = float("nan")
         self.best_matrix: dict | None = None
+        # Set by whoever runs the test of the best checkpoint right after fit (zoo fit's test_after_fit):
+        # the finished page is then drawn once, at the test's end.
+        self.test_follows = False
         self.draw_seconds = 0.0  # what the last drawing cost
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -154,7 +157,8 @@ class RunPage(Callback):
             self.record["confusion"] = {**self.best_matrix, "checkpoint": Path(best).name if best else None}
         elif self.confusion and isinstance(pl_module, ZooModule) and pl_module.gives == "classes" and trainer.datamodule is not None:
             self.record["confusion"] = self.best_confusion(trainer, pl_module)
-        self.write(trainer)
+        if not self.test_follows:  # else the test's end draws the finished page, with its results
+            self.write(trainer)
 
     def on_test_end(self, trainer, pl_module) -> None:
         """The test after fit (``--test_after_fit``) adds its results to the run's page."""
@@ -164,7 +168,8 @@ class RunPage(Callback):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if not trainer.is_global_zero or self.folder is None or not self.record:
             return
-        self.record["status"] = "interrupted"
+        if self.record.get("status") != "finished":  # else training was over, and the test after it stopped
+            self.record["status"] = "interrupted"
         self.write(trainer)
 
     def best_confusion(self, trainer, pl_module: ZooModule) -> dict:
