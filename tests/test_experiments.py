@@ -105,8 +105,14 @@ def test_momentum_and_adam_train_further_than_plain_sgd(in_tmp, data_dir):
     sgd = numbers["SGD"]["final_train_loss"]
     for better in ("SGD + momentum", "Adam", "RMSprop"):
         assert numbers[better]["final_train_loss"] < 0.6 * sgd, numbers
-    # each variant is an ordinary run folder: the run page and zoo compare read its metrics.csv
-    assert (in_tmp / "experiment_optimizers/runs/Adam/version_0/metrics.csv").is_file()
+    # each variant is an ordinary run folder: zoo compare sets their curves side by side
+    runs = sorted((in_tmp / "experiment_optimizers/runs").glob("*/version_0"))
+    assert [run.parent.name for run in runs] == ["adam", "rmsprop", "sgd", "sgd_momentum"]
+    compared = zoo_command("compare", *map(str, runs), "--output", "optimizers.html", cwd=in_tmp)
+    assert compared.returncode == 0, compared.stderr
+    page = (in_tmp / "optimizers.html").read_text()
+    assert "<td>model.init_args.optimizer</td><td>adam</td><td>rmsprop</td><td>sgd</td><td>sgd_momentum</td>" in page
+    assert page.count("data:image/png;base64,") == 1  # the curves, overlaid
 
 
 @pytest.mark.slow

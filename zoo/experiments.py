@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
 import io
 import json
 import math
@@ -31,6 +32,11 @@ class Variant:
     label: str
     recipe: str
     settings: tuple[str, ...] = ()
+
+    @property
+    def run_name(self) -> str:
+        """The folder of its runs: the label in lower case, words joined by ``_`` (no spaces to quote)."""
+        return re.sub(r"[^a-z0-9]+", "_", self.label.lower()).strip("_")
 
 
 def read_metrics(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -55,7 +61,7 @@ def run_variants(variants: list[Variant], runs: Path, quiet: bool) -> dict[str, 
     for variant in variants:
         print(f"zoo experiment: training {variant.label} (zoo fit --config {variant.recipe} {' '.join(variant.settings)})",
               file=sys.stderr)
-        argv = ["fit", "--config", variant.recipe, "--trainer.default_root_dir", str(runs), "--run_name", variant.label,
+        argv = ["fit", "--config", variant.recipe, "--trainer.default_root_dir", str(runs), "--run_name", variant.run_name,
                 "--test_after_fit", "false", *variant.settings]
         if quiet:
             argv += ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -67,7 +73,7 @@ def run_variants(variants: list[Variant], runs: Path, quiet: bool) -> dict[str, 
             print(f"zoo experiment: {variant.label} diverged: {err}", file=sys.stderr)
         finally:
             sys.argv[1:] = command_line
-        results[variant.label] = read_metrics(runs / variant.label)
+        results[variant.label] = read_metrics(runs / variant.run_name)
     return results
 
 
@@ -211,7 +217,7 @@ def width(output: Path, quiet: bool) -> dict:
     axes[0][1].plot(x.squeeze(1), FUNCTIONS["wave"](x).squeeze(1), color="black", linewidth=3, label="target")
     for variant in WIDTH:
         plot_series(axes[0][0], results[variant.label]["val/mse"], label=variant.label, marker="o", markersize=3)
-        checkpoint = sorted((output / "runs" / variant.label).glob("version_*/checkpoints/last.ckpt"))[-1]
+        checkpoint = sorted((output / "runs" / variant.run_name).glob("version_*/checkpoints/last.ckpt"))[-1]
         model = model_from_checkpoint(checkpoint)
         with torch.no_grad():
             axes[0][1].plot(x.squeeze(1), model.eval()(x).squeeze(1), label=variant.label)
