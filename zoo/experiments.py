@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import re
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
