@@ -22,7 +22,7 @@ import zoo
 from tests.commands import zoo_command
 from zoo.callbacks import EmbeddingProjector, TrainingDynamics
 from zoo.callbacks.dynamics import dead_units
-from zoo.trainer_cli import metrics_rows
+from zoo.runs import metrics_rows
 
 pytestmark = pytest.mark.compat  # the loggers' file formats and readers
 RUN = Path("runs/lenet5_digits/version_0")

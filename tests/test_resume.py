@@ -11,7 +11,7 @@ import zoo
 from tests.conftest import REPO
 from tests.test_cli import ZOO, run_zoo
 from zoo.checkpointing import AtomicCheckpointIO
-from zoo.trainer_cli import metrics_rows
+from zoo.runs import metrics_rows
 
 pytestmark = pytest.mark.compat  # checkpoints and exact resumes
 

@@ -12,7 +12,6 @@ activations of deep MLPs at initialisation on a batch of MNIST.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import math
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.errors import UsageError
+from zoo.runs import metrics_rows
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ def read_metrics(run: Path) -> dict[str, list[tuple[int, float]]]:
     """A run's ``metrics.csv`` (its newest version) as key -> [(step, value), ...] in logged order."""
     versions = sorted(run.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     series: dict[str, list[tuple[int, float]]] = {}
-    with open(versions[-1] / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                if key not in ("epoch", "step") and value not in ("", None):
-                    series.setdefault(key, []).append((int(row["step"]), float(value)))
+    for row in metrics_rows(versions[-1] / "metrics.csv"):
+        step = int(row.pop("step"))
+        row.pop("epoch", None)
+        for key, value in row.items():
+            series.setdefault(key, []).append((step, float(value)))
     return series
 
 

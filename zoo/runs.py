@@ -120,6 +120,16 @@ def read_run(folder: str | Path, check: bool = True) -> Run:
                read_dynamics(dynamics_path) if dynamics_path.is_file() else None, latest_pictures(folder / "images"))
 
 
+def metrics_rows(path: Path) -> list[dict[str, float]]:
+    """The rows of a CSVLogger's ``metrics.csv`` as the values it logged (empty cells left out; ``epoch``
+    and ``step`` are ints). No file: no rows."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        return [{key: int(text) if text.lstrip("-").isdigit() else float(text) for key, text in row.items() if text}
+                for row in csv.DictReader(file)]
+
+
 def read_metrics(path: Path) -> tuple[dict[str, dict[int, float]], dict[str, float]]:
     """The epoch curves and the test results of a CSVLogger's ``metrics.csv``.
 
@@ -129,22 +139,20 @@ def read_metrics(path: Path) -> tuple[dict[str, dict[int, float]], dict[str, flo
     curves: dict[str, dict[int, float]] = {}
     test: dict[str, float] = {}
     last_epoch = None
-    with path.open(newline="") as file:
-        for row in csv.DictReader(file):
-            epoch_text = row.pop("epoch", "")
-            row.pop("step", None)
-            if epoch_text:
-                epoch = last_epoch = int(float(epoch_text))
+    for row in metrics_rows(path):
+        row.pop("step", None)
+        epoch = row.pop("epoch", None)
+        if epoch is not None:
+            last_epoch = epoch = int(epoch)
+        else:
+            epoch = 0 if last_epoch is None else last_epoch + 1
+        for key, value in row.items():
+            if key.endswith("_step"):
+                continue
+            if key.startswith("test/"):
+                test[key] = float(value)
             else:
-                epoch = 0 if last_epoch is None else last_epoch + 1
-            for key, text in row.items():
-                if not text or key.endswith("_step"):
-                    continue
-                value = float(text)
-                if key.startswith("test/"):
-                    test[key] = value
-                else:
-                    curves.setdefault(key.removesuffix("_epoch"), {})[epoch] = value
+                curves.setdefault(key.removesuffix("_epoch"), {})[epoch] = float(value)
     return curves, test
 
 

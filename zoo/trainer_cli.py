@@ -35,6 +35,7 @@ from zoo.models.base import ZooModule
 from zoo.names import did_you_mean
 from zoo.recipes import RecipeNotFoundError, resolve_config
 from zoo.registry import datamodule_classes, list_datamodules, list_models, model_classes, registered_class
+from zoo.runs import metrics_rows
 
 # Registered model and DataModule classes must be imported so that short names (--model LeNet5) resolve.
 import zoo.data  # noqa: E402,F401
@@ -276,17 +277,6 @@ def with_metrics_csv(logger):
         return logger
     folder = Path(folder)
     return [*loggers, CSVLogger(save_dir=folder.parent, name="", version=folder.name)]
-
-
-def metrics_rows(path: Path) -> list[dict[str, float]]:
-    """The rows of a CSVLogger's ``metrics.csv`` as the values it logged (empty cells left out)."""
-    import csv
-
-    if not path.is_file():
-        return []
-    with path.open(newline="") as file:
-        return [{key: int(text) if text.lstrip("-").isdigit() else float(text) for key, text in row.items() if text}
-                for row in csv.DictReader(file)]
 
 
 class KeepMetricsOnResume(Callback):

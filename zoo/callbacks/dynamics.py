@@ -179,6 +179,7 @@ class TrainingDynamics(Callback):
             return
         epoch, step = trainer.current_epoch, trainer.global_step
         rows, histograms = [], {}
+        drawn = self.histograms and any(drawing_loggers(trainer))  # no histogram values for a logger without them
         grad_means = (self.grad_sums.cpu() / torch.tensor(self.grad_counts).clamp(min=1)).tolist()
         for (name, module), grad_mean, count in zip(self.layers.items(), grad_means, self.grad_counts):
             weights = [p.detach() for p in _weights(module)]
@@ -186,12 +187,12 @@ class TrainingDynamics(Callback):
                 torch.stack([torch.linalg.vector_norm(w.float()) for w in weights])).item()))
             if count:
                 rows.append((epoch, step, name, "grad_norm", grad_mean))
-            if self.histograms:
+            if drawn:
                 histograms[f"weights/{name}"] = torch.cat([w.float().flatten().cpu() for w in weights])
         self.reset_gradients(pl_module.device)
-        for name, (dead, values) in self.probe_activations(pl_module).items():
+        for name, (dead, values) in self.probe_activations(pl_module, keep_values=drawn).items():
             rows.append((epoch, step, name, "dead_share", dead))
-            if self.histograms:
+            if drawn:
                 histograms[f"activations/{name}"] = values
         new = not self.file.is_file()
         self.file.parent.mkdir(parents=True, exist_ok=True)
@@ -204,8 +205,9 @@ class TrainingDynamics(Callback):
             log_histograms(trainer, histograms)
 
     @torch.no_grad()
-    def probe_activations(self, pl_module) -> dict[str, tuple[float, torch.Tensor]]:
-        """Each activation layer's dead share and (a spread of) its output values on the fixed batch."""
+    def probe_activations(self, pl_module, keep_values: bool = True) -> dict[str, tuple[float, torch.Tensor | None]]:
+        """Each activation layer's dead share and (a spread of) its output values on the fixed batch
+        (None without ``keep_values``)."""
         if self.probe is None or not self.activations:
             return {}
         x, labels = self.probe
@@ -219,9 +221,11 @@ class TrainingDynamics(Callback):
         def record(name: str, module: nn.Module, output) -> None:
             if name in seen or not isinstance(output, torch.Tensor) or output.ndim < 2:
                 return  # a layer called twice in one forward is measured on its first call
-            values = output.detach().float().flatten()
-            stride = max(1, len(values) // HISTOGRAM_VALUES)
-            seen[name] = (dead_units(module, output.detach()).float().mean().item(), values[::stride].cpu())
+            values = None
+            if keep_values:
+                values = output.detach().float().flatten()
+                values = values[::max(1, len(values) // HISTOGRAM_VALUES)].cpu()
+            seen[name] = (dead_units(module, output.detach()).float().mean().item(), values)
 
         hooks = [module.register_forward_hook(lambda m, i, o, name=name: record(name, m, o))
                  for name, module in self.activations.items()]
