@@ -28,7 +28,7 @@ p.note { color: #666; } .marks span { margin-right: 1.5em; }
 def _png(figure) -> str:
     """The figure as a PNG data URI."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")  # laid out by tight_layout: no second drawing to find its edges
+    figure.savefig(buffer, format="png")  # laid out with fixed margins (_grid): drawn once
     return _data_uri(buffer.getvalue())
 
 
@@ -50,10 +50,21 @@ def metric_groups(keys) -> dict[str, list[str]]:
     return dict(sorted(groups.items(), key=lambda item: (item[0] != "loss", item[0])))
 
 
+# A panel's margins in inches: room for the tick labels and the axis label on the left and below, the
+# title above. Fixed margins draw the figure once; matplotlib's tight layout draws it twice to measure.
+LEFT, RIGHT, BOTTOM, TOP = 0.75, 0.2, 0.5, 0.35
+
+
 def _grid(count: int, width: float = 4.6, height: float = 3.0, columns: int = 2):
+    """A figure of ``count`` panels of ``width`` x ``height`` inches each (margins included), ``columns`` a row."""
+    columns = min(columns, count)
     rows = max(1, -(-count // columns))
-    figure = new_figure(width * min(columns, count), height * rows)
-    return figure, [figure.add_subplot(rows, min(columns, count), i + 1) for i in range(count)]
+    figure = new_figure(width * columns, height * rows)
+    inner_width, inner_height = width - LEFT - RIGHT, height - TOP - BOTTOM
+    figure.subplots_adjust(left=LEFT / (width * columns), right=1 - RIGHT / (width * columns),
+                           bottom=BOTTOM / (height * rows), top=1 - TOP / (height * rows),
+                           wspace=(LEFT + RIGHT) / inner_width, hspace=(TOP + BOTTOM) / inner_height)
+    return figure, [figure.add_subplot(rows, columns, i + 1) for i in range(count)]
 
 
 def _mark_epochs(axes, best: int | None, stopped: int | None) -> None:
@@ -91,7 +102,6 @@ def curves_figure(run: Run) -> str | None:
         axes.set_title(measure)
         _epochs_axis(axes)
         axes.legend(fontsize=8)
-    figure.tight_layout()
     return _png(figure)
 
 
@@ -119,12 +129,13 @@ def schedule_figure(run: Run) -> str | None:
         axes.bar([int(e) for e in seconds], list(seconds.values()), color="#7a9cc6")
         axes.set_title("seconds per epoch (training and validation)")
         _epochs_axis(axes)
-    figure.tight_layout()
     return _png(figure)
 
 
 def dynamics_figure(run: Run) -> str | None:
     """Each layer's weight and gradient norms and each activation's share of dead units, by epoch."""
+    from matplotlib.ticker import FormatStrFormatter
+
     quantities = [q for q in DYNAMICS_QUANTITIES if run.dynamics and run.dynamics.get(q)]
     if not quantities:
         return None
@@ -138,9 +149,11 @@ def dynamics_figure(run: Run) -> str | None:
             axes.set_ylim(-0.02, 1.02)
         elif all(v > 0 for values in run.dynamics[quantity].values() for v in values.values()):
             axes.set_yscale("log")
+            # Plain numbers (0.3, 2, 60) read faster than 3x10^-1, and need no mathtext to draw.
+            axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            axes.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         _epochs_axis(axes)
         axes.legend(fontsize=7, ncol=1 + len(run.dynamics[quantity]) // 8)
-    figure.tight_layout()
     return _png(figure)
 
 
@@ -264,7 +277,6 @@ def compare_figure(runs: list[Run], keys: list[str]) -> str:
         axes.set_title(key)
         _epochs_axis(axes)
         axes.legend(fontsize=8)
-    figure.tight_layout()
     return _png(figure)
 
 
