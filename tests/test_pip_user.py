@@ -68,6 +68,22 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
     fit = _run(pip_user, "zoo", "fit", "--config", "lenet5_digits", cwd=user, env=env)
     accuracy = float(fit.split("test/acc = ")[1].split(",")[0])
     assert accuracy >= 0.95, fit[-2000:]
+    # How training went: the run page, written again by zoo report, and two runs compared.
+    run = Path("runs/lenet5_digits/version_0")
+    assert f"Run page: {run / 'report.html'}" in fit
+    page = (user / run / "report.html").read_text()
+    assert "Loss and metrics by epoch" in page and "Confusion matrix" in page and "Layer dynamics" in page
+    (user / run / "report.html").unlink()
+    _run(pip_user, "zoo", "report", str(run), cwd=user, env=env)
+    assert "Confusion matrix" in (user / run / "report.html").read_text()
+    _run(pip_user, "zoo", "fit", "--config", "lenet5_digits", "--model.init_args.lr", "0.003",
+         "--trainer.max_epochs", "2", cwd=user, env=env)
+    compared = _run(pip_user, "zoo", "compare", str(run), "runs/lenet5_digits/version_1", cwd=user, env=env)
+    assert "compare.html" in compared
+    table = (user / "compare.html").read_text()
+    assert "version_0" in table and "version_1" in table and "0.003" in table
+    tuned = _run(pip_user, "zoo", "tune", "--config", "lenet5_digits", "--save_recipe", "tuned.yaml", cwd=user, env=env)
+    assert "suggested learning rate:" in tuned and (user / "tuned.yaml").is_file()
     evaluated = _run(pip_user, "zoo", "evaluate", "lenet5_mnist", "--report", "report", cwd=user, env=env)
     assert " ok" in evaluated and "MISMATCH" not in evaluated and "report written to report/index.html" in evaluated
     assert (user / "report/confusion_matrix.png").is_file()
@@ -92,5 +108,5 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
         answer = requests.post(f"{url}/predict", files=[("image", (f.name, f.read_bytes())) for f in files], timeout=120)
     served_right = sum(truth[user / "scans" / p["image"]] == p["class"] for p in answer.json()["predictions"])
     assert served_right == right  # what zoo infer read, zoo serve reads
-    assert sorted(p.name for p in user.iterdir()) == ["fours", "lenet5_mnist.onnx", "report", "runs", "scans",
-                                                     "scans.csv", "sevens", "vae_mnist.pt2"]
+    assert sorted(p.name for p in user.iterdir()) == ["compare.html", "fours", "lenet5_mnist.onnx", "report", "runs",
+                                                     "scans", "scans.csv", "sevens", "tuned.yaml", "vae_mnist.pt2"]
