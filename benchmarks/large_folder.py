@@ -76,10 +76,14 @@ def make_folder(root: Path, images: int, seed: int = 0) -> None:
 
 
 def drain(loader) -> int:
+    """Pass over ``loader``, reading every value of every batch as training would (a batch a worker
+    hands over is only paged into this process when it is read)."""
     seen = 0
     for x, _ in loader:
         assert x.dtype == torch.float32 and tuple(x.shape[1:]) == (3, SIZE, SIZE), (x.dtype, x.shape)
+        assert 0 <= float(x.sum()) <= x.numel()
         seen += x.shape[0]
+        del x  # before the next batch is made, as a training step lets go of its batch
     return seen
 
 

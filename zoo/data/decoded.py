@@ -157,7 +157,7 @@ def decode_to_file(path: Path, items: Sequence, decode: Callable[[object], torch
                 batch = torch.stack(decoded)
                 if batch.shape[1:] != torch.Size(shape[1:]):
                     raise ValueError(f"decoded images are {tuple(batch.shape[1:])}, expected {tuple(shape[1:])}")
-                f.write(batch.numpy().tobytes())
+                f.write(memoryview(batch.numpy()))
                 advance(len(batch))
         os.replace(partial, path)
     finally:
