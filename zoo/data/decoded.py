@@ -145,7 +145,7 @@ def decode_to_file(path: Path, items: Sequence, decode: Callable[[object], torch
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
     # A generator of its own: the workers' seeds are not drawn from the global RNG, so a run draws the
     # same random numbers whether or not it had to decode first.
-    loader = DataLoader(_Decoding(items, decode), batch_size=32, num_workers=workers, collate_fn=list,
+    loader = DataLoader(_Decoding(items, decode), batch_size=16, num_workers=workers, collate_fn=list,
                         generator=torch.Generator())
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
@@ -154,11 +154,11 @@ def decode_to_file(path: Path, items: Sequence, decode: Callable[[object], torch
                 for item in decoded:
                     if isinstance(item, Exception):  # raised in a worker: here as itself, not wrapped in a traceback
                         raise item
-                batch = torch.stack(decoded)
-                if batch.shape[1:] != torch.Size(shape[1:]):
-                    raise ValueError(f"decoded images are {tuple(batch.shape[1:])}, expected {tuple(shape[1:])}")
-                f.write(memoryview(batch.numpy()))
-                advance(len(batch))
+                    if item.shape != torch.Size(shape[1:]) or item.dtype != torch.uint8:
+                        raise ValueError(f"decoded an image to {item.dtype} {tuple(item.shape)}, expected uint8 {tuple(shape[1:])}")
+                    f.write(memoryview(item.contiguous().numpy()))
+                advance(len(decoded))
+                del decoded
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
