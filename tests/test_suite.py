@@ -8,7 +8,8 @@ from tests.conftest import COLLECTED_MARKERS, REPO
 
 # Files of slow tests only, and why; the zoo code they run is run by everyday tests too.
 ONLY_SLOW = {"test_ddp.py": "each test starts two training processes",
-             "test_pip_user.py": "it builds the wheel and installs it into a new environment"}
+             "test_pip_user.py": "it builds the wheel and installs it into a new environment",
+             "test_multinode.py": "each test starts two torchrun launches and a 2-process run"}
 # What CI's second pass, with the lowest versions pyproject.toml allows, must still test.
 COMPAT_FILES = {
     "test_cli.py", "test_cli_mistakes.py",  # the command line and its config parsing

@@ -139,7 +139,7 @@ def decode_to_file(path: Path, items: Sequence, decode: Callable[[object], torch
     """
     from torch.utils.data import DataLoader
 
-    from zoo.infer import progress_bar
+    from zoo.progress import progress_bar
 
     path.parent.mkdir(parents=True, exist_ok=True)
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
