@@ -26,6 +26,8 @@ MISTAKES = [
     (["validate", "--model", "vgg17", "--data", "mnist"], r"unknown model\. Did you mean vgg1\d\?"),
     (["predict", *DIGITS, "--data", "cifar11"], r"unknown data\. Did you mean cifar10\?"),
     (["fit", "--model", "transfer", "--data", "mnist"], r"--model lenet5 --weights lenet5_mnist"),
+    (["fit", "--model", "lenet5", "--data", "image_folder", "--data.root", ".", "--data.memory_budget", "lots"],
+     r"memory_budget must be 'auto', a number of bytes or a size such as '512MB' or '4GB', got 'lots'"),
     (["fit", "--config", "lenet5_mnsit"], r"no recipe named 'lenet5_mnsit'\. Did you mean lenet5_mnist\?"),
     (["fit", "--config", "recipes/lenet5_digits.yaml"], r"no such file\. A shipped recipe has that name: --config lenet5_digits"),
     (["test", "--config", "my/recipe.yaml"], r"--config my/recipe\.yaml: no such file"),

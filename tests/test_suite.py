@@ -8,13 +8,15 @@ from tests.conftest import COLLECTED_MARKERS, REPO
 
 # Files of slow tests only, and why; the zoo code they run is run by everyday tests too.
 ONLY_SLOW = {"test_ddp.py": "each test starts two training processes",
-             "test_pip_user.py": "it builds the wheel and installs it into a new environment"}
+             "test_pip_user.py": "it builds the wheel and installs it into a new environment",
+             "test_multinode.py": "each test starts two torchrun launches and a 2-process run"}
 # What CI's second pass, with the lowest versions pyproject.toml allows, must still test.
 COMPAT_FILES = {
     "test_cli.py", "test_cli_mistakes.py",  # the command line and its config parsing
     "test_run_output.py",  # what a run prints: Lightning's summary and progress-bar callbacks
     "test_data.py", "test_image_folder.py", "test_framing.py",  # reading datasets and image files
-    "test_ddp.py",
+    "test_ddp.py", "test_multinode.py",  # DDP across processes, and across two "nodes" through torchrun
+    "test_large_folders.py",  # image folders decoded to disk: image files, checkpoints and resume, DDP
     "test_defaults.py",  # every recipe through the CLI
     "test_every_model.py",  # save/load round trips, fast_dev_run fits
     "test_export.py",

@@ -20,6 +20,7 @@ from typing import Any
 from zoo.data.folder import IMAGE_EXTENSIONS, ImageFolderError
 from zoo.data.framing import AUTO, Framing, FramingError, chosen_framing, get_framing
 from zoo.errors import UsageError
+from zoo.progress import progress_bar
 
 
 class InferenceError(UsageError):
@@ -279,28 +280,6 @@ def top_classes(model, logits, images: Sequence[str | Path], top_k: int) -> list
         top = [(names[i], v) for i, v in zip(top_indices, top_values)]
         rows.append({"path": str(path), "class": top[0][0], "probability": top[0][1], "top_k": top})
     return rows
-
-
-class progress_bar:
-    """A rich progress bar on stderr over ``total`` steps when ``enabled``, else nothing; yields ``advance(n)``."""
-
-    def __init__(self, enabled: bool, total: int, description: str = "predicting") -> None:
-        self.enabled, self.total, self.description, self.bar = enabled, total, description, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.bar = Progress(console=Console(stderr=True), transient=True)  # stdout is for the results
-        self.bar.start()
-        task = self.bar.add_task(self.description, total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def write_rows(rows: list[dict[str, Any]], output: Path) -> None:

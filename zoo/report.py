@@ -254,7 +254,7 @@ def class_probabilities(model, loader, progress: bool = False, keep_images: bool
     images or None)``; a binary classifier's single logit becomes two probabilities."""
     import torch
 
-    from zoo.infer import progress_bar
+    from zoo.progress import progress_bar
 
     probabilities, targets, images = [], [], []
     with progress_bar(progress, len(loader), "testing") as advance, torch.inference_mode():

@@ -7,16 +7,21 @@
       dog/  a.jpg ...
 
 Images are decoded once (Pillow), resized and centre-cropped to ``image_size`` and kept in memory
-as uint8, like the other in-memory DataModules; the model normalises them itself.
+as uint8, like the other in-memory DataModules; the model normalises them itself. A folder whose
+decoded images would exceed the memory budget is decoded once into a file on disk instead, and read
+from there batch by batch (:mod:`zoo.data.decoded`).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from pathlib import Path
 
 import torch
 
 from zoo.data.base import InMemoryDataModule, TensorBatchDataset
+from zoo.data.decoded import DEFAULT_CACHE_DIR, DecodedImages, decode_to_file, folder_key, human_bytes, parse_budget
 from zoo.data.framing import Framing, frame_image
 from zoo.errors import DataError
 
@@ -120,6 +125,11 @@ class ImageFolderDataModule(InMemoryDataModule):
         shift: augmentation, random translation by up to this many pixels (0: off).
         hflip: augmentation, random horizontal flips.
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
+        memory_budget: the most memory the decoded images may take (``"auto"``: a quarter of the
+            machine's RAM; or a size such as ``"2GB"``). A folder over it is decoded once into a file
+            in ``cache_dir`` and read from there by batch, so the process holds a batch of images.
+        cache_dir: where folders over the budget are decoded to (default: ``~/.cache/lightning-zoo/decoded``);
+            a later run of the same files reads them from there without decoding.
     """
 
     mean = (0.485, 0.456, 0.406)  # ImageNet's: the usual statistics for photographs
@@ -139,6 +149,8 @@ class ImageFolderDataModule(InMemoryDataModule):
         shift: int = 0,
         hflip: bool = False,
         num_workers: int = 0,
+        memory_budget: str = "auto",
+        cache_dir: str | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -148,6 +160,7 @@ class ImageFolderDataModule(InMemoryDataModule):
             image_size = _crop_size(weights) if weights else 224
         if image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {image_size}")
+        self.memory_budget = parse_budget(memory_budget)
         super().__init__(data_dir=root, batch_size=batch_size, val_size=0, seed=seed, shift=shift, hflip=hflip,
                          num_workers=num_workers, download=False)
         self.roots = {split: Path(p).expanduser() for split, p in (("train", root), ("val", val_root), ("test", test_root)) if p}
@@ -157,11 +170,62 @@ class ImageFolderDataModule(InMemoryDataModule):
         self.input_shape = (channels, image_size, image_size)
         if channels == 1:
             self.mean, self.std = (0.449,), (0.226,)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR.expanduser()
+        self._samples: dict[str, list[tuple[Path, int]]] = {}
+
+    def samples(self) -> dict[str, list[tuple[Path, int]]]:
+        """The ``(file, label)`` pairs of each split: ``train``, ``val`` and, with a ``test_root``, ``test``."""
+        if not self._samples:
+            self._samples["train"], self._samples["val"] = self._split_train()
+            if "test" in self.roots:
+                self._samples["test"] = scan_folder(self.roots["test"], self.class_names)[1]
+        return self._samples
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What the decoded images of every split take as uint8."""
+        return sum(map(len, self.samples().values())) * math.prod(self.input_shape)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the decoded images exceed the memory budget, and so are read from a file on disk."""
+        return self.decoded_bytes > self.memory_budget
+
+    def _decoded_file(self, samples: list[tuple[Path, int]]) -> Path:
+        files = [path for path, _ in samples]
+        return self.cache_dir / f"{folder_key(files, (len(files), *self.input_shape), 'center-crop')}.u8"
+
+    def prepare_data(self) -> None:
+        # One process a machine decodes (Lightning calls prepare_data on each node's local rank 0).
+        if not self.on_disk:
+            return
+        from lightning.pytorch.utilities import rank_zero_info
+
+        missing = {split: samples for split, samples in self.samples().items() if not self._decoded_file(samples).is_file()}
+        if missing:
+            count = sum(map(len, self.samples().values()))
+            rank_zero_info(f"image folder: {count:,} images decode to {human_bytes(self.decoded_bytes)}, over the memory "
+                           f"budget of {human_bytes(self.memory_budget)} (--data.memory_budget): decoding them once into "
+                           f"{self.cache_dir}, then reading them from there batch by batch")
+        for split, samples in missing.items():
+            self._decode(samples, progress=True)
+
+    def _decode(self, samples: list[tuple[Path, int]], progress: bool = False) -> Path:
+        import sys
+
+        channels, size, _ = self.input_shape
+        return decode_to_file(self._decoded_file(samples), samples, functools.partial(_decode_sample, channels=channels,
+                              size=size), (len(samples), *self.input_shape), progress=progress and sys.stderr.isatty())
 
     def _read(self, samples: list[tuple[Path, int]]) -> TensorBatchDataset:
+        y = torch.tensor([label for _, label in samples], dtype=torch.long)
+        if self.on_disk:
+            path = self._decoded_file(samples)
+            if not path.is_file():  # used without a Trainer, which calls prepare_data first
+                self._decode(samples)
+            return TensorBatchDataset(DecodedImages(path, (len(samples), *self.input_shape)), y)
         channels, size, _ = self.input_shape
         x = torch.stack([read_image(path, channels, size) for path, _ in samples])  # (N, C, S, S) uint8
-        y = torch.tensor([label for _, label in samples], dtype=torch.long)
         return TensorBatchDataset(x, y)
 
     def _split_train(self) -> tuple[list, list]:
@@ -177,12 +241,14 @@ class ImageFolderDataModule(InMemoryDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if "train" not in self.datasets:
-            train, val = self._split_train()
-            self.datasets["train"], self.datasets["val"] = self._read(train), self._read(val)
+            samples = self.samples()
+            self.datasets["train"], self.datasets["val"] = self._read(samples["train"]), self._read(samples["val"])
         if "test" not in self.datasets and stage in (None, "test", "predict"):
-            test_root = self.roots.get("test")
-            self.datasets["test"] = (self._read(scan_folder(test_root, self.class_names)[1]) if test_root
-                                     else self.datasets["val"])
+            self.datasets["test"] = self._read(self.samples()["test"]) if "test" in self.roots else self.datasets["val"]
+
+
+def _decode_sample(sample: tuple[Path, int], channels: int, size: int) -> torch.Tensor:
+    return read_image(sample[0], channels, size)
 
 
 def _crop_size(weights: str) -> int:
