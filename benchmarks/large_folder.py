@@ -13,8 +13,8 @@ its own (so that its memory is its own) for ``--epochs`` shuffled passes over th
 Both hand out float ``(64, 3, 224, 224)`` batches in [0, 1], as training takes them (no model: this is
 the data path alone). It
 prints images per second of the first and of the later passes and each process's peak resident memory
-(VmHWM; for the zoo, while it decodes and while it passes over the images) above what it held before,
-after one batch read to page torch's code in; and the largest peak of a worker process (a forked
+(VmHWM; for the zoo, while it decodes and while it passes over the images) above what it held before
+its data path was built (the passes' peak is taken after one batch read, which pages torch's code in); and the largest peak of a worker process (a forked
 worker shares the parent's pages, which count in its own resident memory too). The page
 cache the kernel keeps of the decoded file is not the process's: the kernel reclaims it when needed.
 
@@ -101,6 +101,19 @@ def warm_up(loader) -> None:
     assert float(x.sum()) >= 0
 
 
+def passes(loader, epochs: int) -> tuple[int, list[float]]:
+    """Images a pass and the seconds of each pass over ``loader``; the peak memory counts from here on
+    (after a batch that pages torch's code in)."""
+    warm_up(loader)
+    reset_peak_rss()
+    times = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        seen = drain(loader)
+        times.append(time.perf_counter() - started)
+    return seen, times
+
+
 def run_zoo(root: Path, budget: str, epochs: int, cache: Path) -> dict:
     from zoo.data.folder import ImageFolderDataModule
 
@@ -113,17 +126,9 @@ def run_zoo(root: Path, budget: str, epochs: int, cache: Path) -> dict:
     dm.setup("fit")
     decoded = time.perf_counter() - started
     decode_peak = peak_rss_mb()
-    loader = dm.train_dataloader()  # what zoo fit trains from
-    warm_up(loader)
-    reset_peak_rss()
-    passes_start = rss_mb()
-    times = []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        seen = drain(loader)
-        times.append(time.perf_counter() - t)
+    seen, times = passes(dm.train_dataloader(), epochs)  # the loader zoo fit trains from
     return {"images": seen, "decode_s": decoded, "epoch_s": times, "start_rss": start_rss, "decode_peak_rss": decode_peak,
-            "passes_start_rss": passes_start, "peak_rss": peak_rss_mb(),
+            "peak_rss": peak_rss_mb(),
             "workers_peak_rss": children_peak_rss_mb(), "decoded_bytes": dm.decoded_bytes, "budget": dm.memory_budget}
 
 
@@ -134,14 +139,7 @@ def run_torchvision(root: Path, epochs: int) -> dict:
     folder = datasets.ImageFolder(str(root / "train"), transform=transforms.Compose([
         transforms.Resize(SIZE), transforms.CenterCrop(SIZE), transforms.ToTensor()]))
     loader = torch.utils.data.DataLoader(folder, batch_size=BATCH, shuffle=True, num_workers=2, persistent_workers=True)
-    warm_up(loader)
-    reset_peak_rss()
-    start_rss = rss_mb()
-    times = []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        seen = drain(loader)
-        times.append(time.perf_counter() - t)
+    seen, times = passes(loader, epochs)
     return {"images": seen, "epoch_s": times, "start_rss": start_rss, "peak_rss": peak_rss_mb(),
             "workers_peak_rss": children_peak_rss_mb()}
 
