@@ -83,6 +83,9 @@ class FineTuning:
         if self.strategy != "gradual":  # static: frozen for good, so requires_grad can say so (DDP-safe)
             for param in self.frozen_parameters():
                 param.requires_grad_(False)
+        # Now, not only in the model's train(): Lightning keeps each module's mode as it finds it when
+        # fit starts, so a fresh model's frozen batch norms would otherwise train their statistics.
+        self.keep_frozen_norms_in_eval()
 
     @property
     def num_stages(self) -> int:
