@@ -84,6 +84,13 @@ def test_what_is_not_cached(tmp_path):
     augmented.setup("fit")
     reason = refusal(quiet_trainer(tmp_path), augmented)
     assert "augmented (shift 2: random shifts of up to 2 pixels and hflip: random horizontal flips)" in reason
+    class Jitter(RandomImages):  # augments in its own way and says nothing of it
+        def augment(self, x):
+            return x + 0.01 * torch.randn_like(x)
+
+    jittered = Jitter(shape=(3, 32, 32))
+    jittered.setup("fit")
+    assert "augmented (Jitter.augment)" in refusal(quiet_trainer(tmp_path), jittered)
     ddp = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, default_root_dir=tmp_path)
     assert "distributed" in refusal(ddp, RandomImages())
     plain = RandomImages()
