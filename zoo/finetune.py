@@ -198,8 +198,8 @@ class GradualUnfreezing(L.Callback):
 class FrozenOutputs:
     """The outputs of a model's lowest ``stages`` frozen backbone stages, while a fit computes them once.
 
-    The training batches hold those outputs instead of images (:mod:`zoo.callbacks.frozen` swaps the
-    training split); validation batches stay images, for the callbacks that look at them, and their
+    The training batches hold those outputs instead of images (:mod:`zoo.callbacks.frozen` puts them in
+    the place of the training split's images); validation batches stay images, for the callbacks that look at them, and their
     frozen outputs are kept here, batch by batch in the order of the (unshuffled) validation loader.
     A kept batch is used only when the images are the same as the ones it was computed from, so a
     different validation loader (a sanity check's first batches, ``limit_val_batches``) is computed afresh.
