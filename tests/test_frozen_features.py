@@ -138,3 +138,21 @@ def test_zoo_fit_says_once_what_it_caches(tmp_path, caplog, extra, line):
     assert output.count("Frozen features") == (0 if line is None else 1), output[-3000:]
     if line is not None:
         assert line in output
+
+
+@pytest.mark.slow
+def test_ddp_fit_trains_from_the_images_and_says_why(tmp_path):
+    """Under 2-process DDP each epoch deals each process other images: no cache, one line that says so."""
+    import subprocess
+
+    from tests.test_cli import ZOO
+
+    result = subprocess.run(
+        [*ZOO, "fit", "--config", "lenet5_digits", "--model.init_args.finetune", "feature_extractor",
+         "--data.init_args.shift", "0", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu",
+         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false",
+         "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("Frozen features: not cached, the run is distributed") == 1, output[-3000:]
