@@ -1,5 +1,6 @@
 """Every benchmark script starts and explains its options (the measurements themselves are not tests)."""
 
+import re
 import subprocess
 import sys
 
@@ -68,3 +69,14 @@ def test_generative_quality_table_repeats_the_manifest(data_dir):
             assert float(cells[4].rstrip("%")) == pytest.approx(100 * metrics["test/label_acc"], abs=0.005), row
     real = next(line for line in result.stdout.splitlines() if line.startswith("| real MNIST training images"))
     assert re.search(r"\| 2\.25 \|", real), real  # the floor of the scale, as docs/models.md quotes it
+
+
+@pytest.mark.slow
+def test_frozen_features_quick_run_gives_the_uncached_numbers():
+    """python -m benchmarks.frozen_features --quick: a small VGG-16 on generated images, cached and uncached, the
+    same validation accuracy and loss every epoch."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.frozen_features", "--quick"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "the uncached run's 3 epoch(s) give the cached run's validation accuracy and loss" in result.stdout
+    assert re.search(r"cached is [\d.]+x faster to the target", result.stdout)

@@ -26,12 +26,15 @@ unfrozen later.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import lightning as L
+import torch
 from torch import nn
 
 _TOP_K = re.compile(r"top(\d+)")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def check_strategy(finetune: str) -> None:
@@ -83,6 +86,9 @@ class FineTuning:
         if self.strategy != "gradual":  # static: frozen for good, so requires_grad can say so (DDP-safe)
             for param in self.frozen_parameters():
                 param.requires_grad_(False)
+        # Now, not only in the model's train(): Lightning keeps each module's mode as it finds it when
+        # fit starts, so a fresh model's frozen batch norms would otherwise train their statistics.
+        self.keep_frozen_norms_in_eval()
 
     @property
     def num_stages(self) -> int:
@@ -122,6 +128,20 @@ class FineTuning:
             for module in stage.modules():
                 if isinstance(module, _NORMS):
                     module.eval()
+
+    def cacheable_stages(self) -> int:
+        """How many of the lowest backbone stages give the same output for an input all through a fit:
+        frozen for good (``feature_extractor``, the frozen ones of ``top<k>``; none for ``gradual``,
+        whose stages thaw) and, up to the first dropout layer, deterministic. Frozen batch norms are in
+        eval mode (:meth:`keep_frozen_norms_in_eval`), so they compute the same in training and evaluation."""
+        if self.strategy == "gradual":
+            return 0
+        count = 0
+        for stage in self.stages[: self.frozen_stages]:
+            if any(isinstance(m, _DROPOUTS) and m.p > 0 for m in stage.modules()):
+                break
+            count += 1
+        return count
 
     def drop_frozen_gradients(self) -> None:
         """Gradual unfreezing: frozen stages get gradients (DDP needs them), which must not be applied."""
@@ -173,3 +193,42 @@ class GradualUnfreezing(L.Callback):
         scheduled = trainer.current_epoch // self.every
         self.unfrozen = min(max(self.unfrozen, scheduled), pl_module.finetuning.num_stages)
         self._unfreeze(pl_module)
+
+
+class FrozenOutputs:
+    """The outputs of a model's lowest ``stages`` frozen backbone stages, while a fit computes them once.
+
+    The training batches hold those outputs instead of images (:mod:`zoo.callbacks.frozen` puts them in
+    the place of the training split's images); validation batches stay images, for the callbacks that look at them, and their
+    frozen outputs are kept here, batch by batch in the order of the (unshuffled) validation loader.
+    A kept batch is used only when the images are the same as the ones it was computed from, so a
+    different validation loader (a sanity check's first batches, ``limit_val_batches``) is computed afresh.
+
+    Args:
+        stages: how many of the lowest backbone stages the outputs are of.
+        front: what computes them from a batch of the model's inputs.
+    """
+
+    def __init__(self, stages: int, front: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.stages, self.front = stages, front
+        self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # (images, outputs) per validation batch
+        self.position = 0  # the next validation batch
+        self.active = False  # True during a validation step: see SupervisedModule.forward
+
+    def start_validation(self) -> None:
+        self.position = 0
+
+    def validation_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen outputs for the next validation batch ``x``: the kept ones if ``x`` is the batch they
+        were computed from, else computed (and kept)."""
+        index, self.position = self.position, self.position + 1
+        if index < len(self.kept):
+            images, outputs = self.kept[index]
+            if images.shape == x.shape and images.device == x.device and torch.equal(images, x):
+                return outputs
+        outputs = self.front(x)
+        if index < len(self.kept):
+            self.kept[index] = (x, outputs)
+        else:
+            self.kept.append((x, outputs))
+        return outputs

@@ -366,6 +366,9 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--channels_last", type=bool, default=False,
                             help="Store conv weights (and so activations) channels-last; pays off with bf16 on GPUs.")
         parser.add_argument("--compile", type=bool, default=False, help="Train a torch.compile'd model.")
+        parser.add_argument("--cache_features", type=bool, default=True,
+                            help="With finetune feature_extractor or top<k> and no augmentation: compute the frozen "
+                                 "layers' output once per training image and train the rest from it.")
         parser.add_argument("--ddp_timeout", type=float, default=1800.0,
                             help="Seconds a DDP process waits for the others before the job fails (strategy 'ddp').")
 
@@ -491,6 +494,7 @@ class ZooCLI(LightningCLI):
             progress_bar=trainer_cfg.get("enable_progress_bar") is not False,
             summary=trainer_cfg.get("enable_model_summary") is not False,
             last_every_n_steps=self._option("checkpoint_every_n_steps"),
+            cache_features=self._option("cache_features"),
         )
 
     def instantiate_trainer(self, **kwargs):

@@ -8,6 +8,7 @@ and the image callbacks.
                                          histograms for TensorBoard and W&B
     zoo.callbacks.EmbeddingProjector     (projector.py) the model's features of validation images, at fit end
     zoo.callbacks.RunPage                (run_page.py) report.html in the run folder: curves, pictures, config
+    zoo.callbacks.FrozenFeatures         (frozen.py) frozen backbone stages computed once per training image
     zoo.callbacks.ReconstructionImages   (images.py) inputs next to reconstructions; also SampleImages,
                                          LatentInterpolation, LatentScatter
     zoo.checkpointing.LastCheckpoint     last.ckpt after every epoch (and every N steps)
@@ -33,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics import Metric, MetricCollection
 
 from zoo.callbacks.dynamics import TrainingDynamics
+from zoo.callbacks.frozen import FrozenFeatures
 from zoo.callbacks.images import ImageLogger, LatentInterpolation, LatentScatter, ReconstructionImages, SampleImages
 from zoo.callbacks.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss
 from zoo.callbacks.projector import EmbeddingProjector
@@ -40,7 +42,7 @@ from zoo.callbacks.run_page import RunPage
 from zoo.checkpointing import LastCheckpoint
 
 __all__ = [
-    "EmbeddingProjector", "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError",
+    "EmbeddingProjector", "FrozenFeatures", "ImageLogger", "LatentInterpolation", "LatentScatter", "LayerSummary", "NonFiniteLossError",
     "ProgressBar", "ReconstructionImages", "RunPage", "SampleImages", "StopOnNonFiniteLoss", "TrainingDynamics",
     "default_callbacks",
 ]
@@ -181,6 +183,7 @@ def default_callbacks(
     summary: bool = True,
     dynamics: bool = True,
     run_page: bool = True,
+    cache_features: bool = True,
 ) -> list[Callback]:
     """Early stopping and checkpointing on the same key, a NaN guard, LR logging, a progress bar, and
     what training did to the layers, and the run page.
@@ -201,6 +204,9 @@ def default_callbacks(
             (:class:`TrainingDynamics`), with histograms and the embedding projector
             (:class:`EmbeddingProjector`) for a TensorBoard or W&B logger.
         run_page: write the run page, ``report.html`` in the run folder (:class:`RunPage`; needs a logger).
+        cache_features: compute the output of backbone stages frozen for the whole fit once per training
+            image, and train the rest from it (:class:`FrozenFeatures`; with ``finetune`` set to
+            ``feature_extractor`` or ``top<k>`` and no augmentation).
 
     Checkpointing keeps the best checkpoint (``best-...ckpt``) and the latest one (``last.ckpt``,
     written after every training epoch, for ``zoo fit --ckpt_path last``; from Python pass its
@@ -236,4 +242,6 @@ def default_callbacks(
         callbacks += [TrainingDynamics(), EmbeddingProjector()]
     if run_page:
         callbacks.append(RunPage())
+    if cache_features:
+        callbacks.append(FrozenFeatures())
     return callbacks

@@ -200,6 +200,12 @@ class TensorDataModule(L.LightningDataModule):
         """The training augmentation, applied to a whole batch on its device (none by default)."""
         return x
 
+    @property
+    def augmentation(self) -> str | None:
+        """What :meth:`augment` does, in words (None: nothing): why a training image differs from epoch to
+        epoch. A subclass with its own ``augment`` says here what it does (by default: that it has one)."""
+        return None if type(self).augment is TensorDataModule.augment else f"{type(self).__name__}.augment"
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if self.trainer is not None and self.trainer.training:
             if self._train_sampler is not None:
@@ -293,3 +299,12 @@ class InMemoryDataModule(TensorDataModule):
         if self.hparams.hflip:
             x = random_hflip(x)
         return x
+
+    @property
+    def augmentation(self) -> str | None:
+        if type(self).augment is not InMemoryDataModule.augment:
+            return f"{type(self).__name__}.augment"
+        parts = [f"shift {self.hparams.shift}: random shifts of up to {self.hparams.shift} pixels"] if self.hparams.shift else []
+        if self.hparams.hflip:
+            parts.append("hflip: random horizontal flips")
+        return " and ".join(parts) or None

@@ -56,3 +56,7 @@ class FunctionDataModule(InMemoryDataModule):
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    @property
+    def augmentation(self) -> str | None:
+        return None

@@ -108,6 +108,16 @@ class ZooModule(L.LightningModule):
         """
         return None
 
+    def frozen_front(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """What the input side of the model that no step of this fit changes computes from a batch of
+        inputs: the same for an input in every epoch, so it can be computed once per input
+        (:mod:`zoo.callbacks.frozen`). None (the default): no such part, or none worth caching."""
+        return None
+
+    def use_frozen_outputs(self, on: bool) -> None:
+        """While on, training batches hold the outputs of :meth:`frozen_front` instead of inputs, and
+        validation computes it once per batch; off: inputs again. On does nothing without a frozen front."""
+
     @property
     def condition_classes(self) -> int | None:
         """How many classes a class-conditional model takes beside its input, ``model(x, labels)``

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.data.framing import check_framing_name
-from zoo.finetune import FineTuning
+from zoo.finetune import FineTuning, FrozenOutputs
 from zoo.models.base import ZooModule, compute_and_reset
 from zoo.nets.checks import check_image_channels
 from zoo.nets.layers import InputAdapter
@@ -114,6 +114,7 @@ class SupervisedModule(ZooModule):
         self._register_normalization(mean, std)
         self.input_adapter: InputAdapter | None = None  # see adapt_inputs
         self._epoch_inputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # see score_at_epoch_end
+        self._frozen: FrozenOutputs | None = None  # see use_frozen_outputs
         self.task = task
         self.num_outputs = 1 if task == "binary" else num_classes
         if class_names is not None:
@@ -201,6 +202,26 @@ class SupervisedModule(ZooModule):
     def embedding(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_features(x)  # what the head reads
 
+    def _cacheable_stages(self) -> int:
+        # The cache holds one output per image: sequences vary in length, and stages with dropout
+        # (an MLP's, say) draw new masks every step, so those train from their inputs.
+        return self.finetuning.cacheable_stages() if self.takes == "images" else 0
+
+    def frozen_front(self):
+        stages = self._cacheable_stages()
+        if stages == 0:
+            return None
+
+        def front(x: torch.Tensor) -> torch.Tensor:  # (N, *input_shape) -> the output of the frozen stages
+            self.validate_input(x)
+            return self.net.forward_stages(self.normalize(self.adapt(x)), stages)
+
+        return front
+
+    def use_frozen_outputs(self, on: bool) -> None:
+        front = self.frozen_front() if on else None
+        self._frozen = None if front is None else FrozenOutputs(self._cacheable_stages(), front)
+
     def describe_output(self, batch: str, output_shape: tuple[int, ...]) -> str:
         if self.task == "binary":
             return f"logits ({batch}, 1): sigmoid gives the probability of class 1"
@@ -239,6 +260,9 @@ class SupervisedModule(ZooModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (classification) or predictions (regression) for inputs of ``input_shape``."""
         self.validate_input(x)
+        frozen = self._frozen
+        if frozen is not None and frozen.active:  # a validation step: the frozen stages' outputs kept per batch
+            return self.net.forward_head(self.net.forward_features_after(frozen.validation_outputs(x), frozen.stages))
         return self.net(self.normalize(self.adapt(x)))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -274,9 +298,21 @@ class SupervisedModule(ZooModule):
         loss_fn = F.mse_loss if self.hparams.regression_loss == "mse" else F.l1_loss
         return loss_fn(output, target), output
 
+    def _outputs(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        frozen = self._frozen
+        if frozen is None or stage == "test":
+            return self(x)
+        if stage == "train":  # x: the outputs of the frozen stages (see use_frozen_outputs)
+            return self.net.forward_head(self.net.forward_features_after(x, frozen.stages))
+        frozen.active = True  # through forward, for the callbacks that watch it
+        try:
+            return self(x)
+        finally:
+            frozen.active = False
+
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
-        loss, preds = self._loss(self(x), y)
+        loss, preds = self._loss(self._outputs(x, stage), y)
         target = y.view_as(preds) if self.task == "regression" else y
         if stage == "train":  # logged once per epoch: see ZooModule
             self.score_at_epoch_end("train_metrics", preds, target)
@@ -308,6 +344,10 @@ class SupervisedModule(ZooModule):
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         self._epoch_inputs.clear()  # left by an epoch that ended in an exception
+
+    def on_validation_epoch_start(self) -> None:
+        if self._frozen is not None:
+            self._frozen.start_validation()
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
         for name, pairs in self._epoch_inputs.items():

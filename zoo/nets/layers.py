@@ -80,10 +80,15 @@ class ClassifierNet(nn.Module):
       fresh one of ``n`` outputs.
     - ``backbone_stages()``: the modules of the backbone, input side first, as fine-tuning freezes
       and unfreezes them (:mod:`zoo.finetune`); everything else is the classifier.
+    - ``forward_stages(x, k)``: the output of the lowest ``k`` stages; ``forward_features_after(h, k)``
+      the penultimate representation from that output, so that the two make ``forward_features``.
+      Stages frozen for a whole fit are computed once per image that way (:mod:`zoo.callbacks.frozen`).
 
     Subclasses build their layers, set ``num_features`` and ``head`` (or override the head
     methods) and say where their stages are: ``features`` cut at ``stage_ends``, or their own
-    ``backbone_stages``.
+    ``backbone_stages`` (and then their own ``forward_stages`` and ``forward_features_after``, or none:
+    the sequence nets, whose inputs vary in length, have no such cache). What follows ``features``
+    before the head is ``neck`` (nothing by default).
     """
 
     num_features: int
@@ -91,7 +96,20 @@ class ClassifierNet(nn.Module):
     stage_ends: tuple[int, ...] = ()  # ``features[stage_ends[i - 1]:stage_ends[i]]`` is stage i
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (N, num_features)
+        return self.forward_features_after(x, 0)  # (N, num_features)
+
+    def forward_stages(self, x: torch.Tensor, stages: int) -> torch.Tensor:
+        """The output of the lowest ``stages`` backbone stages for the net's input ``x`` (0: ``x`` itself)."""
+        return self.features[: self.stage_ends[stages - 1]](x) if stages else x
+
+    def forward_features_after(self, h: torch.Tensor, stages: int) -> torch.Tensor:
+        """The penultimate representation from ``h``, the output of the lowest ``stages`` backbone stages."""
+        rest = self.features if stages == 0 else self.features[self.stage_ends[stages - 1]:]
+        return self.neck(rest(h))  # (N, num_features)
+
+    def neck(self, x: torch.Tensor) -> torch.Tensor:
+        """What follows ``features`` before the head (nothing by default)."""
+        return x
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.get_classifier()(features)  # (N, num_classes)
@@ -126,6 +144,6 @@ class FeaturesClassifierNet(ClassifierNet):
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier[-1] = nn.Linear(self.num_features, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(self.features(x)), 1)  # (N, C * pooled_size^2)
+    def neck(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)  # (N, C * pooled_size^2)
         return self.classifier[:-1](x)  # (N, num_features): the output of the layer before the head

@@ -67,5 +67,5 @@ class LeNet5Net(ClassifierNet):
         self.num_features = 84
         self.stage_ends = (3, 7)  # C1-S2, then C3-S4 (and the flatten)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))  # (N, 84): the penultimate layer
+    def neck(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)  # (N, 84): the penultimate layer
