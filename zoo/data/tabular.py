@@ -312,7 +312,8 @@ class TabularDataModule(InMemoryDataModule):
     Args:
         path: a CSV or Parquet file with a header row (Parquet needs ``pip install "lightning-zoo[tabular]"``).
         table: a scikit-learn table by name: ``wine``, ``breast_cancer``, ``iris`` (classification) or
-            ``diabetes`` (regression); its target column is ``target``.
+            ``diabetes`` (regression); its target column is ``target``. Read only when no ``path`` or
+            ``frame`` is given, so a recipe's table gives way to ``--data.path``.
         target: the column to predict, or a list of columns (several regression targets).
         task: ``auto``: classification if the target is text or holds few distinct integers (at most
             20), else regression; or ``classification`` / ``regression``.
@@ -348,10 +349,10 @@ class TabularDataModule(InMemoryDataModule):
         data_dir: str | None = None,
         frame: Any = None,
     ) -> None:
-        sources = [name for name, value in (("path", path), ("table", table), ("frame", frame)) if value is not None]
-        if len(sources) != 1:
-            raise ValueError("path, table or frame must name the table (one of them), "
-                             f"got {' and '.join(sources) if sources else 'none'}")
+        if path is None and table is None and frame is None:
+            raise ValueError("path, table or frame must name the table, got none of them")
+        if path is not None and frame is not None:
+            raise ValueError("path or frame must name the table, not both")
         if table is not None and table not in SKLEARN_TABLES:
             raise ValueError(f"table must be one of {', '.join(SKLEARN_TABLES)}, got {table!r}."
                              f"{did_you_mean(str(table), SKLEARN_TABLES)}")
@@ -376,12 +377,17 @@ class TabularDataModule(InMemoryDataModule):
 
     def _source(self) -> str:
         hp = self.hparams
+        if self._frame is not None:
+            return "the DataFrame"
         if hp.path is not None:
             path = Path(hp.path).expanduser()
             if not path.is_absolute() and hp.data_dir is not None:
                 path = resolve_data_dir(hp.data_dir) / path
             return str(path)
-        return f"scikit-learn's {hp.table} table" if hp.table is not None else "the DataFrame"
+        return f"scikit-learn's {hp.table} table"
+
+    def _in_file(self) -> bool:
+        return self._frame is None and self.hparams.path is not None
 
     def _read(self) -> tuple[pd.DataFrame, dict[str, list[str]]]:
         import pandas as pd
@@ -393,9 +399,9 @@ class TabularDataModule(InMemoryDataModule):
             if len(self._frame) == 0:
                 raise TableError("the DataFrame has no rows")
             return self._frame.reset_index(drop=True), {}
-        if hp.table is not None:
-            return sklearn_table(hp.table)
-        return read_table(self._source()), {}
+        if hp.path is not None:
+            return read_table(self._source()), {}
+        return sklearn_table(hp.table)
 
     def prepare_table(self) -> dict[str, Any]:
         """Read the table, split it and fit the preprocessing on its training rows (once); returns the
@@ -408,7 +414,7 @@ class TabularDataModule(InMemoryDataModule):
         source = self._source()
         targets = [hp.target] if isinstance(hp.target, str) else list(hp.target or [])
         if not targets:
-            if hp.table is None:
+            if hp.path is not None or self._frame is not None:
                 raise TableError(f"name the column to predict with target (--data.target COLUMN); {source} has: "
                                  f"{', '.join(frame.columns)}")
             targets = ["target"]
@@ -469,7 +475,7 @@ class TabularDataModule(InMemoryDataModule):
             numbers, cells = int((parsed & present).sum()), int(present.sum())
             if cells and numbers < cells and numbers >= 0.9 * cells:
                 i = int(np.flatnonzero((present & ~parsed).to_numpy())[0])
-                rows = row_labels(frame, self.hparams.path is not None)
+                rows = row_labels(frame, self._in_file())
                 raise TableError(f"{source}, {rows[i]}: column {name!r} holds {column.iloc[i]!r}, not a number, "
                                  f"among {numbers} numbers: fix the cell, or list the column in --data.categorical")
 
@@ -532,7 +538,7 @@ class TabularDataModule(InMemoryDataModule):
             if split not in self.datasets:
                 rows = self._splits[split]
                 where = f"{source} ({split} rows)"
-                in_file = self.hparams.path is not None
+                in_file = self._in_file()
                 self.datasets[split] = TensorBatchDataset(encode_rows(rows, pre, where, in_file),
                                                           encode_target(rows, pre, where, in_file))
 
