@@ -623,7 +623,9 @@ class ZooCLI(LightningCLI):
 
         name = self._option("publish")
         data_cfg = self.config[self.subcommand]["data"].as_dict()
-        init_args = {k: v for k, v in (data_cfg.get("init_args") or {}).items() if k not in ("data_dir", "num_workers")}
+        # frame: a DataFrame given in Python (TabularDataModule), which no manifest can hold
+        init_args = {k: v for k, v in (data_cfg.get("init_args") or {}).items()
+                     if k not in ("data_dir", "num_workers") and not (k == "frame" and v is None)}
         command = []
         skip = False
         for arg in self._argv:  # the reproduction command, without the publishing flags
