@@ -226,8 +226,8 @@ def format_table_rows(rows: list[dict[str, Any]], limit: int = 20) -> str:
     header = list(rows[0]) if rows else ["id"]
     cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row[k] for k in header)] for row in rows[:limit]]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
     if len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more (write them all with --output preds.csv)")
     return "\n".join(lines)
