@@ -14,6 +14,7 @@ COMPAT_FILES = {
     "test_cli.py", "test_cli_mistakes.py",  # the command line and its config parsing
     "test_run_output.py",  # what a run prints: Lightning's summary and progress-bar callbacks
     "test_data.py", "test_image_folder.py", "test_framing.py",  # reading datasets and image files
+    "test_tabular.py",  # reading CSV and Parquet tables (pandas, pyarrow)
     "test_ddp.py",
     "test_defaults.py",  # every recipe through the CLI
     "test_every_model.py",  # save/load round trips, fast_dev_run fits
