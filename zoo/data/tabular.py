@@ -18,6 +18,7 @@ the model's input with it (``zoo infer WEIGHTS rows.csv``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,10 +63,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise TableError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise TableError(f"{path}: reading Parquet files needs pyarrow: {PARQUET_EXTRA}") from None
+        if importlib.util.find_spec("pyarrow") is None:
+            raise TableError(f"{path}: reading Parquet files needs pyarrow: {PARQUET_EXTRA}")
         frame = pd.read_parquet(path)
     elif suffix in (".csv", ".tsv", ".txt"):
         try:
@@ -286,18 +285,6 @@ def decode_output(output: torch.Tensor, preprocessing: dict[str, Any]) -> list[d
     return [{name: float(v) for name, v in zip(target["columns"], row)} for row in values]
 
 
-_SAID: set[str] = set()
-
-
-def _say_once(line: str) -> None:
-    """Print ``line`` once per process, from the first process of a DDP run only."""
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if line not in _SAID and rank_zero_only.rank == 0:
-        _SAID.add(line)
-        print(line)
-
-
 # ----- the DataModule -----------------------------------------------------------------------------
 
 class TabularDataModule(InMemoryDataModule):
@@ -372,6 +359,7 @@ class TabularDataModule(InMemoryDataModule):
         self._frame = frame
         self.preprocessing: dict[str, Any] | None = None  # fitted by prepare_table
         self._splits: dict[str, Any] | None = None
+        self._choice: str | None = None  # the task task="auto" chose, in words, until setup says it
 
     # ----- what the table says --------------------------------------------------------------------
 
@@ -435,10 +423,10 @@ class TabularDataModule(InMemoryDataModule):
         classes = known_classes.get(targets[0]) if task == "classification" else None
         self.preprocessing = fit_preprocessing(splits["train"], features, categorical, targets, task, classes)
         self._splits = splits
-        if hp.task == "auto":
+        if hp.task == "auto":  # said when the splits are first set up (see setup)
             kind = (f"classification into {len(self.preprocessing['target']['classes'])} classes" if task == "classification"
                     else "regression")
-            _say_once(f"TabularDataModule: target {', '.join(targets)} -> {kind} (task auto; --data.task chooses)")
+            self._choice = f"TabularDataModule: target {', '.join(targets)} -> {kind} (task auto; --data.task chooses)"
         return self.preprocessing
 
     def _task(self, frame: pd.DataFrame, targets: list[str], source: str) -> str:
@@ -533,6 +521,12 @@ class TabularDataModule(InMemoryDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         pre = self.prepare_table()
+        if self._choice is not None:  # one line, once, from the first process of a DDP run
+            from lightning.pytorch.utilities import rank_zero_only
+
+            if rank_zero_only.rank == 0:
+                print(self._choice)
+            self._choice = None
         source = self._source()
         for split in SPLITS:
             if split not in self.datasets:
