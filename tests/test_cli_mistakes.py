@@ -68,6 +68,8 @@ MISTAKES = [
     (["fit", "--config", "mlp_diabetes", "--data.path", "table.csv"], r"name the column to predict with target"),
     (["fit", "--config", "mlp_wine", "--data.task", "clasification"],
      r"--data TabularDataModule: task must be one of auto, classification, regression"),
+    (["fit", "--model", "lenet5", "--data", "tabular", "--data.table", "iris"],
+     r"--model LeNet5 has a fixed input shape, but TabularDataModule's rows are 4 features each: .*--model mlp"),
     (["infer", "mlp_wine", "table.csv"], r"table\.csv lacks the columns 'alcohol', 'malic_acid'.*It needs: alcohol"),
     (["infer", "mlp_wine", "wine_text.csv"], r"wine_text\.csv, line 3: column 'ash' holds 'n/a!', not a number"),
     (["infer", "mlp_wine", "empty.csv"], r"empty\.csv is empty"),

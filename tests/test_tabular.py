@@ -178,3 +178,13 @@ def test_the_shipped_table_weights_predict_on_raw_rows(tmp_path):
     assert accuracy == pytest.approx(zoo.weights.read_manifest()["mlp_wine"]["metrics"]["test/acc"], abs=1e-6)
     regressor = zoo.load_pretrained("mlp_diabetes")
     assert regressor.table_contract["target"]["task"] == "regression" and regressor.input_shape == (10,)
+
+
+def test_a_model_built_without_the_tables_settings_is_told_so():
+    from zoo.errors import UsageError
+
+    dm = TabularDataModule(table="iris")
+    model = zoo.create_model("mlp", hidden_sizes=[8], num_classes=3)  # input_shape left at MNIST's
+    trainer = L.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(UsageError, match=r"takes inputs of shape \(1, 28, 28\), but the table's rows are 4 features"):
+        trainer.fit(model, datamodule=dm)

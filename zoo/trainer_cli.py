@@ -455,6 +455,10 @@ class ZooCLI(LightningCLI):
                 raise
             raise UsageError(f"--data {name}: {err}") from None
         accepted = _settings_of(str(model.class_path))
+        if "input_shape" in settings and "input_shape" not in accepted:
+            model_name = str(model.class_path).rsplit(".", 1)[-1]
+            raise UsageError(f"--model {model_name} has a fixed input shape, but {name}'s rows are "
+                             f"{settings['input_shape'][0]} features each: train a model that takes features (--model mlp)")
         if model.get("init_args") is None:
             model.init_args = type(config)()
         for key, value in settings.items():

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.data.framing import check_framing_name
+from zoo.errors import UsageError
 from zoo.finetune import FineTuning
 from zoo.models.base import ZooModule, compute_and_reset
 from zoo.nets.checks import check_image_channels
@@ -202,6 +203,10 @@ class SupervisedModule(ZooModule):
             check_framing_name(framing)
             self.hparams["input_framing"] = framing
         table = getattr(self.trainer.datamodule, "table_preprocessing", None)
+        if table is not None and tuple(self.input_shape) != (len(table["features"]),):
+            raise UsageError(f"{type(self).__name__} takes inputs of shape {tuple(self.input_shape)}, but the table's rows "
+                             f"are {len(table['features'])} features each: train a model that takes features (--model mlp; "
+                             "in Python, zoo.create_model(\"mlp\", **datamodule.model_settings()))")
         if self.table_contract is None and table is not None:
             self.hparams["input_table"] = table
 
