@@ -178,6 +178,13 @@ def test_the_shipped_table_weights_predict_on_raw_rows(tmp_path):
     assert accuracy == pytest.approx(zoo.weights.read_manifest()["mlp_wine"]["metrics"]["test/acc"], abs=1e-6)
     regressor = zoo.load_pretrained("mlp_diabetes")
     assert regressor.table_contract["target"]["task"] == "regression" and regressor.input_shape == (10,)
+    entry = zoo.weights.read_manifest()["mlp_diabetes"]
+    test = TabularDataModule(**entry["datamodule"]["init_args"]).split_frames()["test"]
+    rows, ignored = zoo.predict_table("mlp_diabetes", test)  # a DataFrame, in the target's units
+    assert ignored == [] and [row["id"] for row in rows] == list(test.index)
+    error = np.array([row["target"] for row in rows]) - test.target.to_numpy()
+    std = regressor.table_contract["target"]["std"][0]
+    assert np.mean(error ** 2) / std ** 2 == pytest.approx(entry["metrics"]["test/mse"], rel=1e-4)
 
 
 def test_a_model_built_without_the_tables_settings_is_told_so():
