@@ -92,11 +92,12 @@ def test_tabular_benchmark_scores_the_shipped_weights_as_the_manifest_does():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     tables = _tabular_rows(result.stdout)
-    assert set(tables) == {"mlp_wine", "mlp_diabetes"}
+    assert set(tables) == {"mlp_wine", "mlp_breast_cancer", "mlp_diabetes"}
     assert set(tables["mlp_wine"]) == {"zoo MLP (64, shipped)", "LogisticRegression", "MLPClassifier",
                                        "HistGradientBoostingClassifier"}
     manifest = read_manifest()
-    assert float(tables["mlp_wine"]["zoo MLP (64, shipped)"][0]) == pytest.approx(manifest["mlp_wine"]["metrics"]["test/acc"])
+    for name in ("mlp_wine", "mlp_breast_cancer"):
+        assert float(tables[name]["zoo MLP (64, shipped)"][0]) == pytest.approx(manifest[name]["metrics"]["test/acc"])
     rmse = float(tables["mlp_diabetes"]["zoo MLP (64, shipped)"][0])
     std = manifest["mlp_diabetes"]["hparams"]["input_table"]["target"]["std"][0]
     assert (rmse / std) ** 2 == pytest.approx(manifest["mlp_diabetes"]["metrics"]["test/mse"], rel=1e-3)

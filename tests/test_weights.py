@@ -146,8 +146,8 @@ def test_manifest_entry_whose_file_is_missing(tmp_path, monkeypatch):
 def test_shipped_classifiers_and_conditional_generators_name_their_classes_as_their_dataset_does():
     manifest = read_manifest()
     with_classes = sorted(name for name, entry in manifest.items() if entry["hparams"].get("num_classes"))
-    assert with_classes == ["alexnet_fashionmnist", "cgan_mnist", "cvae_mnist", "lenet5_mnist", "lstm_mnist", "mlp_diabetes",
-                            "mlp_mnist", "mlp_wine"]
+    assert with_classes == ["alexnet_fashionmnist", "cgan_mnist", "cvae_mnist", "lenet5_mnist", "lstm_mnist",
+                            "mlp_breast_cancer", "mlp_diabetes", "mlp_mnist", "mlp_wine"]
     for name in with_classes:
         if manifest[name]["hparams"].get("task") == "regression":  # num_classes: its number of targets
             assert load_pretrained(name).class_names is None

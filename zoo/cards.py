@@ -37,6 +37,13 @@ TABLES = {  # scikit-learn's bundled tables a shipped weight trains on (TabularD
                  "load_wine)",
         "license": "CC BY 4.0 (UCI Machine Learning Repository), as scikit-learn bundles it",
     },
+    "breast_cancer": {
+        "title": "the breast cancer table", "rows": 569,
+        "about": "569 breast tumours, 30 measurements of their cell nuclei from a biopsy image, malignant or benign "
+                 "(Wisconsin Diagnostic Breast Cancer, Street, Wolberg & Mangasarian 1993; scikit-learn's "
+                 "load_breast_cancer)",
+        "license": "CC BY 4.0 (UCI Machine Learning Repository), as scikit-learn bundles it",
+    },
     "diabetes": {
         "title": "the diabetes table", "rows": 442,
         "about": "442 patients, 10 baseline measurements (age, sex, BMI, blood pressure, six blood serum values) and "
