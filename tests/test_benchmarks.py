@@ -80,3 +80,47 @@ def test_frozen_features_quick_run_gives_the_uncached_numbers():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "the uncached run's 3 epoch(s) give the cached run's validation accuracy and loss" in result.stdout
     assert re.search(r"cached is [\d.]+x faster to the target", result.stdout)
+
+def _tabular_rows(out: str) -> dict[str, dict[str, list[str]]]:
+    """benchmarks.tabular's tables: table name -> model -> its cells."""
+    tables, name = {}, None
+    for line in out.splitlines():
+        if line.startswith("mlp_"):
+            name = line.split()[0]
+            tables[name] = {}
+        elif name and line.startswith("| ") and not line.startswith("| model"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            tables[name][cells[0]] = cells[1:]
+    return tables
+
+
+def test_tabular_benchmark_scores_the_shipped_weights_as_the_manifest_does():
+    """The shipped table weights score in the benchmark what their manifest records (its MSE is the RMSE's square over
+    the training rows' variance), on the same test rows as scikit-learn's models."""
+    from zoo.weights import read_manifest
+
+    result = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--source", "shipped"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tables = _tabular_rows(result.stdout)
+    assert set(tables) == {"mlp_wine", "mlp_breast_cancer", "mlp_diabetes"}
+    assert set(tables["mlp_wine"]) == {"zoo MLP (64, shipped)", "LogisticRegression", "MLPClassifier",
+                                       "HistGradientBoostingClassifier"}
+    manifest = read_manifest()
+    for name in ("mlp_wine", "mlp_breast_cancer"):
+        assert float(tables[name]["zoo MLP (64, shipped)"][0]) == pytest.approx(manifest[name]["metrics"]["test/acc"], abs=5e-5)
+    rmse = float(tables["mlp_diabetes"]["zoo MLP (64, shipped)"][0])
+    std = manifest["mlp_diabetes"]["hparams"]["input_table"]["target"]["std"][0]
+    assert (rmse / std) ** 2 == pytest.approx(manifest["mlp_diabetes"]["metrics"]["test/mse"], rel=1e-3)
+    for name, cells in tables["mlp_diabetes"].items():
+        assert 0 < float(cells[0]) < 100 and -1 < float(cells[1]) < 1, name  # RMSE in the target's units, R^2
+
+
+@pytest.mark.slow
+def test_tabular_benchmark_trains_the_recipes():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--quick"], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tables = _tabular_rows(result.stdout)
+    assert "zoo MLP (64, recipe)" in tables["mlp_wine"] and "Ridge" in tables["mlp_diabetes"]
+    assert 0.3 < float(tables["mlp_wine"]["zoo MLP (64, recipe)"][0]) <= 1  # 2 epochs: better than chance

@@ -60,6 +60,24 @@ MISTAKES = [
     (["tune", *DIGITS, "--num_training", "1"], r"--num_training 1: give 2 or more batches"),
     (["tune", *DIGITS, "--ckpt_path", "last"], r"zoo tune starts from the recipe's model: drop --ckpt_path"),
     (["tune", "--config", "gan_mnist"], r"GAN has no single learning rate 'lr' to tune \(its rates: lr_discriminator, lr_generator\)"),
+    # a table of the user's own (the files: _write_tables)
+    (["fit", "--config", "mlp_diabetes", "--data.path", "empty.csv", "--data.target", "price"],
+     r"empty\.csv is empty: a table needs a header row and at least one row"),
+    (["fit", "--config", "mlp_diabetes", "--data.path", "table.csv", "--data.target", "prise"],
+     r"table\.csv has no column 'prise'\. Did you mean price\? Its columns: area, district, price"),
+    (["fit", "--config", "mlp_diabetes", "--data.path", "text.csv", "--data.target", "price"],
+     r"text\.csv, line 4: column 'area' holds 'big', not a number, among 29 numbers"),
+    (["fit", "--config", "mlp_diabetes", "--data.path", "no_such.csv", "--data.target", "price"], r"no_such\.csv: no such file"),
+    (["fit", "--config", "mlp_diabetes", "--data.path", "table.csv"], r"name the column to predict with target"),
+    (["fit", "--config", "mlp_wine", "--data.task", "clasification"],
+     r"--data TabularDataModule: task must be one of auto, classification, regression"),
+    (["fit", "--model", "lenet5", "--data", "tabular", "--data.table", "iris"],
+     r"--model LeNet5 has a fixed input shape, but TabularDataModule's rows are 4 features each: .*--model mlp"),
+    (["infer", "mlp_wine", "table.csv"], r"table\.csv lacks the columns 'alcohol', 'malic_acid'.*It needs: alcohol"),
+    (["infer", "mlp_wine", "wine_text.csv"], r"wine_text\.csv, line 3: column 'ash' holds 'n/a!', not a number"),
+    (["infer", "mlp_wine", "empty.csv"], r"empty\.csv is empty"),
+    (["infer", "mlp_wine", "no_such.csv"], r"no_such\.csv: no such file"),
+    (["infer", "mlp_wine", "table.csv", "text.csv"], r"mlp_wine was trained on a table: name one \.csv or \.parquet file"),
     # experiment
     (["experiment", "optimisers"], r"invalid choice: 'optimisers'.* Did you mean optimizers\?"),
     (["experiment"], r"the following arguments are required: name"),
@@ -137,10 +155,26 @@ def test_the_table_covers_every_subcommand():
     assert len(MISTAKES) >= 25
 
 
+def _write_tables(folder) -> None:
+    """The tables the rows above name: an empty file, a good table, one with a word among the numbers of a
+    column, and rows of the wine table with a word in a numeric column."""
+    (folder / "empty.csv").write_text("")
+    rows = [f"{20 + i},{'north' if i % 2 else 'south'},{100 + 3 * i}" for i in range(30)]
+    (folder / "table.csv").write_text("area,district,price\n" + "\n".join(rows) + "\n")
+    rows[2] = rows[2].replace("22,", "big,", 1)
+    (folder / "text.csv").write_text("area,district,price\n" + "\n".join(rows) + "\n")
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame.drop(columns="target").head(3).astype(object)
+    wine.loc[1, "ash"] = "n/a!"
+    wine.to_csv(folder / "wine_text.csv", index=False)
+
+
 @pytest.mark.parametrize("argv, expected", MISTAKES, ids=lambda value: " ".join(value) if isinstance(value, list) else "")
 def test_a_mistake_gets_a_short_answer(argv, expected, in_tmp, capsys, monkeypatch):
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)  # no data but where the row points
     (in_tmp / "notes.txt").write_text("not an image\n")
+    _write_tables(in_tmp)
     try:
         status = main(argv)
     except SystemExit as exit_:  # argparse's errors exit

@@ -50,3 +50,19 @@ def test_a_dead_rank_fails_the_job_within_the_timeout(in_tmp):
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert elapsed < 120, f"the surviving rank took {elapsed:.0f} s to give up"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_fit_of_a_table_shards_its_rows(in_tmp):
+    """The table recipe under DDP: each process reads the table and fits the same preprocessing, trains on its
+    half of the rows (2 batches of 32 of the 115 training rows per epoch, not 4), and rank zero alone speaks."""
+    import torch
+
+    out = run_zoo("fit", "--config", "mlp_wine", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                  "--trainer.strategy", "ddp", "--trainer.max_epochs", "3", cwd=in_tmp)
+    assert out.count("Test results of the best checkpoint") == 1
+    assert out.count("target target -> classification into 3 classes") == 1
+    folder = in_tmp / "runs" / "mlp_wine" / "version_0"
+    checkpoint = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3 * 2
+    assert checkpoint["hyper_parameters"]["input_table"]["target"]["classes"] == ["class_0", "class_1", "class_2"]

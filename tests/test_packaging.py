@@ -13,8 +13,8 @@ def _lower_bounds() -> dict[str, str]:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    own = "lightning-zoo[export,serve]"
-    assert own in extras["dev"], "the development install exports and checks ONNX files and serves models too"
+    own = "lightning-zoo[export,serve,tabular]"
+    assert own in extras["dev"], "the development install exports and checks ONNX files, serves models and reads Parquet too"
     requirements = [*project["dependencies"], *(r for group in extras.values() for r in group if r != own)]
     bounds = {}
     for requirement in requirements:

@@ -64,6 +64,8 @@ EXPORT = ["zoo export lenet5_mnist", "zoo export lenet5_mnist --format torch.exp
           "zoo export vae_mnist --part decoder --output vae_sampler.onnx"]
 SERVE = ["zoo serve lenet5_mnist", "curl -F image=@digit.png http://127.0.0.1:8000/predict", "zoo serve cgan_mnist",
          'curl -H "Content-Type: application/json" -d \'{"n": 4, "seed": 0, "labels": 7}\' http://127.0.0.1:8000/predict']
+TABLE = ["zoo fit --config mlp_wine", "zoo fit --config mlp_diabetes --data.path my.csv --data.target price",
+         "zoo infer mlp_wine rows.csv", "zoo infer mlp_wine rows.csv --output predictions.csv"]
 REPORT = ["zoo evaluate lenet5_mnist --report report/",
           "zoo evaluate runs/lenet5_digits/version_0/checkpoints/last.ckpt --report my_report/"]
 # Commands that are .ci/run's own job: the install and the test command.
@@ -80,7 +82,7 @@ RUN_BY_CI = ['pip install -e ".[dev]"', "export ZOO_DATA_DIR=/path/to/data", 'py
 
 
 def test_every_readme_command_is_run_by_the_suite():
-    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *EXPORT, *REPORT, *SERVE, *USER_INSTALL,
+    assert set(readme_commands()) == {*RUN_IN_ORDER, VGG_FOLDER, *INFER, *TABLE, *EXPORT, *REPORT, *SERVE, *USER_INSTALL,
                                         *RUN_BY_CI, *TUNE_AND_EXPERIMENTS}
 
 
@@ -183,6 +185,49 @@ def test_readme_infer_commands_run_as_written(user_folder, data_dir):
     fours = torch.stack([torch.from_numpy(np.array(Image.open(f))).float() / 255
                          for f in sorted((user_folder / "fours").glob("sample_*.png"))])[:, None]
     assert (judge(fours).argmax(1) == 4).sum() >= 14
+
+
+def _table_files(folder: Path) -> None:
+    """The files the "Your own table" commands name: rows.csv, four rows of the wine table's test split (as
+    the README says), and my.csv, a table of the user's own with a price column."""
+    import contextlib
+    import io
+
+    from zoo.data import TabularDataModule
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        test = TabularDataModule(table="wine", test_size=0.2, val_size=0.15).split_frames()["test"]
+    rows = test.drop(columns="target").iloc[::9]
+    rows.insert(0, "id", rows.index)
+    rows.to_csv(folder / "rows.csv", index=False)
+    generator = np.random.default_rng(0)
+    area = generator.uniform(30, 150, 300)
+    district = generator.choice(["north", "south", "centre"], 300)
+    price = 2.0 * area + np.where(district == "centre", 80, 0) + generator.normal(0, 10, 300)
+    import pandas as pd
+
+    pd.DataFrame({"area": area, "rooms": (area // 25).astype(int), "district": district,
+                  "price": price.round(1)}).to_csv(folder / "my.csv", index=False)
+
+
+@pytest.mark.slow
+def test_readme_table_commands_run_as_written(user_folder):
+    _table_files(user_folder)
+    assert "Test results of the best checkpoint" in _run(TABLE[0], user_folder, {}).stdout
+    mine = _run(TABLE[1], user_folder, {}).stdout
+    assert "target price -> regression" in mine and "test/mse = " in mine
+    config = (user_folder / "runs/mlp_diabetes/version_0/config.yaml").read_text()
+    assert "input_shape:\n    - 6" in config or "input_shape: [6]" in config  # area, rooms, 3 districts + missing
+    printed = _run(TABLE[2], user_folder, {}).stdout
+    shown = re.search(r"```text\n(.*?)```", section("## Your own table"), re.S).group(1)
+    def columns(text):  # id and class; the probabilities' last digits vary with torch's version
+        return [line.split()[:2] for line in text.strip().splitlines()]
+
+    assert columns(printed) == columns(shown)
+    assert [float(line.split()[2]) for line in printed.strip().splitlines()[1:]] == pytest.approx(
+        [float(line.split()[2]) for line in shown.strip().splitlines()[1:]], abs=2e-3)
+    assert _run(TABLE[3], user_folder, {}).stdout.strip() == "4 predictions written to predictions.csv"
+    assert (user_folder / "predictions.csv").read_text().splitlines()[0] == "id,class,probability"
 
 
 def test_readme_export_commands_and_python_run_as_written(user_folder, capsys, monkeypatch):

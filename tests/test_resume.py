@@ -206,3 +206,37 @@ def test_conditional_vae_sigkill_mid_epoch_then_resume_matches_uninterrupted_run
     adam_straight, adam_resumed = straight["optimizer_states"][0]["state"], resumed["optimizer_states"][0]["state"]
     assert adam_straight and all(torch.equal(adam_straight[i]["exp_avg"], adam_resumed[i]["exp_avg"]) for i in adam_straight)
     assert straight["lr_schedulers"] == resumed["lr_schedulers"]
+
+
+TABLE_RECIPE = """
+seed_everything: 0
+test_after_fit: false
+checkpoint_every_n_steps: 3
+trainer:
+  max_epochs: 2
+  deterministic: true
+  num_sanity_val_steps: 0
+  enable_progress_bar: false
+  logger:
+    class_path: lightning.pytorch.loggers.CSVLogger
+    init_args: {save_dir: runs, name: table}
+model:
+  class_path: zoo.models.MLP
+  init_args: {hidden_sizes: [16], dropout: 0.2, scheduler: cosine}
+data:
+  class_path: zoo.data.TabularDataModule
+  init_args: {table: wine, batch_size: 8, seed: 1}
+"""
+
+
+@pytest.mark.slow
+def test_table_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    """A table's rows (the wine table, its input size and classes filled in from the data) resume exactly:
+    the training order, dropout and the learning-rate schedule."""
+    straight, resumed = _kill_and_resume(TABLE_RECIPE, "table", tmp_path)
+    assert straight["hyper_parameters"]["input_shape"] == [13]
+    assert straight["hyper_parameters"]["input_table"] == resumed["hyper_parameters"]["input_table"]
+    adam_straight, adam_resumed = straight["optimizer_states"][0]["state"], resumed["optimizer_states"][0]["state"]
+    assert adam_straight and all(torch.equal(adam_straight[i]["exp_avg"], adam_resumed[i]["exp_avg"]) for i in adam_straight)
+    assert straight["lr_schedulers"] == resumed["lr_schedulers"]
+

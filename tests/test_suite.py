@@ -17,6 +17,7 @@ COMPAT_FILES = {
     "test_data.py", "test_image_folder.py", "test_framing.py",  # reading datasets and image files
     "test_ddp.py", "test_multinode.py",  # DDP across processes, and across two "nodes" through torchrun
     "test_large_folders.py",  # image folders decoded to disk: image files, checkpoints and resume, DDP
+    "test_tabular.py",  # reading CSV and Parquet tables (pandas, pyarrow)
     "test_defaults.py",  # every recipe through the CLI
     "test_every_model.py",  # save/load round trips, fast_dev_run fits
     "test_export.py",

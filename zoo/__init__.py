@@ -23,6 +23,7 @@ __all__ = [
     "list_pretrained",
     "load_pretrained",
     "predict_files",
+    "predict_table",
 ]
 
 
@@ -56,3 +57,15 @@ def predict_files(weights, paths, top_k: int = 5, batch_size: int = 256, skip_ba
     from zoo.infer import predict_files as predict
 
     return predict(weights, paths, top_k=top_k, batch_size=batch_size, skip_bad=skip_bad, preprocess=preprocess)
+
+
+def predict_table(weights, source, batch_size: int = 4096):
+    """Predictions for raw table rows (a CSV or Parquet file, or a pandas DataFrame) by weights trained on a
+    table (``zoo infer WEIGHTS rows.csv`` from Python): the weights' own preprocessing is applied.
+
+    Returns one row per input row (``id``, then ``class`` and ``probability``, or a value per target column in
+    the target's units), and the input columns the model does not use. See :func:`zoo.infer.predict_table`.
+    """
+    from zoo.infer import predict_table as predict
+
+    return predict(weights, source, batch_size=batch_size)

@@ -30,6 +30,32 @@ DATASETS = {  # what a card says about each dataset the zoo trains on, and its l
         "license": "MIT (Zalando Research)",
     },
 }
+TABLES = {  # scikit-learn's bundled tables a shipped weight trains on (TabularDataModule(table=...))
+    "wine": {
+        "title": "the wine table", "rows": 178,
+        "about": "178 wines from three cultivars, 13 chemical measurements each (Forina et al.; scikit-learn's "
+                 "load_wine)",
+        "license": "CC BY 4.0 (UCI Machine Learning Repository), as scikit-learn bundles it",
+    },
+    "breast_cancer": {
+        "title": "the breast cancer table", "rows": 569,
+        "about": "569 breast tumours, 30 measurements of their cell nuclei from a biopsy image, malignant or benign "
+                 "(Wisconsin Diagnostic Breast Cancer, Street, Wolberg & Mangasarian 1993; scikit-learn's "
+                 "load_breast_cancer)",
+        "license": "CC BY 4.0 (UCI Machine Learning Repository), as scikit-learn bundles it",
+    },
+    "diabetes": {
+        "title": "the diabetes table", "rows": 442,
+        "about": "442 patients, 10 baseline measurements (age, sex, BMI, blood pressure, six blood serum values) and "
+                 "the progression of their disease one year later (Efron, Hastie, Johnstone & Tibshirani 2004; "
+                 "scikit-learn's load_diabetes)",
+        "license": "as scikit-learn bundles it (BSD 3-Clause); the authors of the 2004 paper published the data",
+    },
+}
+TABLE_METRICS = {  # a table's regression metrics are on its standardised target
+    "mse": "mean squared error of the target standardised with the training rows' mean and std",
+    "mae": "mean absolute error of the standardised target",
+}
 METRICS = {  # metric key (without the "test/" prefix) -> what it measures
     "acc": "accuracy",
     "mse": "mean squared error per pixel",
@@ -69,9 +95,9 @@ def model_card(name: str, entry: dict[str, Any], report: dict[str, Any] | None =
 
     cls = model_classes().get(entry["class_path"])
     summary = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None else entry["class_path"]
-    kind = _kind(entry["class_path"])
+    kind = "table" if (entry.get("hparams") or {}).get("input_table") else _kind(entry["class_path"])
     conditional = (entry.get("hparams") or {}).get("num_classes") is not None and kind in ("gan", "vae")
-    dataset = DATASETS.get(entry.get("dataset", ""))
+    dataset = DATASETS.get(entry.get("dataset", "")) if kind != "table" else _table_dataset(entry)
     lines = ["---", "library_name: lightning-zoo", f"tags: [{', '.join(_tags(kind, entry, conditional))}]"]
     if entry.get("dataset"):
         lines.append(f"datasets: [{entry['dataset']}]")
@@ -81,9 +107,9 @@ def model_card(name: str, entry: dict[str, Any], report: dict[str, Any] | None =
               + (f" Class-conditional, with {entry['hparams']['num_classes']} classes: it draws the class asked for"
                  + ("; its likelihoods are of an image given its class, -log p(x|y)." if kind == "vae" else ".")
                  if conditional else ""), ""]
-    lines += _use(name, kind, entry, conditional)
-    lines += _data(entry, dataset)
-    lines += _metrics(entry, report, dataset)
+    lines += _use(name, kind, entry, conditional) if kind != "table" else _use_table(name, entry)
+    lines += _data(entry, dataset) if kind != "table" else _table_data(entry, dataset)
+    lines += _metrics(entry, report, dataset, kind)
     if report and pictures is not None:
         lines += [f"![{caption}]({pictures}/{file})\n\n*{caption.capitalize()}.*\n" for file, caption in report["pictures"].items()]
     lines += _reproduce(entry)
@@ -101,7 +127,53 @@ def _kind(class_path: str) -> str:
     return {(True, True): "vae", (True, False): "autoencoder", (False, True): "gan"}.get((decodes, samples), "classifier")
 
 
+def _table_dataset(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """What a card says about the scikit-learn table a table model trained on (None: a table of the user's)."""
+    args = (entry.get("datamodule") or {}).get("init_args") or {}
+    return TABLES.get(args.get("table")) if args.get("path") is None else None
+
+
+def _use_table(name: str, entry: dict[str, Any]) -> list[str]:
+    table = entry["hparams"]["input_table"]
+    target = table["target"]
+    columns = [column["name"] for column in table["columns"]]
+    lines = ["## Use", "", "It reads raw rows of a table with the columns " + ", ".join(f"`{c}`" for c in columns)
+             + " (more are ignored; an `id` column labels the rows), and brings them into its input with the "
+             "preprocessing it carries, fitted on its training rows: numbers standardised, gaps filled with the "
+             "training median and flagged, categories one-hot.", "",
+             "```python", "import pandas as pd", "", "import zoo", "from zoo.data.tabular import decode_output, encode_rows",
+             "", f'model = zoo.load_pretrained("{name}")  # eval mode, CPU; sha256 checked',
+             'rows = pd.read_csv("rows.csv")',
+             "x = encode_rows(rows, model.table_contract)  # float32 (N, "
+             f"{len(table['features'])})",
+             "predictions = decode_output(model(x), model.table_contract)"
+             + ("  # class and probability per row" if target["task"] == "classification"
+                else f"  # {', '.join(target['columns'])} per row, in the target's units"), "```", ""]
+    if target["task"] == "classification":
+        lines += ["Classes, in output order: " + ", ".join(f"`{n}`" for n in target["classes"]) + ".", ""]
+    lines += ["From the command line, and as a file for deployment:", "", "```bash",
+              f"zoo infer {name} rows.csv --output predictions.csv",
+              f"zoo export {name}    # {name}.onnx, checked against the model (it takes the encoded rows)", "```", ""]
+    return lines
+
+
+def _table_data(entry: dict[str, Any], dataset: dict[str, Any] | None) -> list[str]:
+    if dataset is None:
+        return []
+    args = entry.get("datamodule", {}).get("init_args", {})
+    rows = dataset["rows"]
+    n_test, n_val = round(args.get("test_size", 0.15) * rows), round(args.get("val_size", 0.15) * rows)
+    return ["## Data", "", f"{dataset['title'].capitalize()}: {dataset['about']}.",
+            f"Training used {rows - n_test - n_val:,} rows; {n_val:,} picked the best checkpoint and {n_test:,} were used "
+            f"only for the numbers below (drawn with seed {args.get('seed', 0)}). The preprocessing was fitted on the "
+            "training rows only.", "", f"License of the data: {dataset['license']}.", ""]
+
+
 def _tags(kind: str, entry: dict[str, Any], conditional: bool = False) -> list[str]:
+    if kind == "table":
+        task = "tabular-" + ("classification" if entry["hparams"]["input_table"]["target"]["task"] == "classification"
+                             else "regression")
+        return [task, entry["class_path"].rsplit(".", 1)[-1].lower(), "pytorch-lightning", "safetensors"]
     task = {"classifier": "image-classification", "autoencoder": "image-to-image", "vae": "unconditional-image-generation",
             "gan": "unconditional-image-generation"}[kind]
     if conditional:
@@ -177,11 +249,16 @@ def _data(entry: dict[str, Any], dataset: dict[str, Any] | None) -> list[str]:
     return [*lines, "", f"License of the data: {dataset['license']}.", ""]
 
 
-def _metrics(entry: dict[str, Any], report: dict[str, Any] | None, dataset: dict[str, Any] | None) -> list[str]:
+def _metrics(entry: dict[str, Any], report: dict[str, Any] | None, dataset: dict[str, Any] | None,
+             kind: str = "classifier") -> list[str]:
     metrics = entry.get("metrics") or {}
     if not metrics:
         return []
-    if entry.get("recipe") and dataset:
+    table = kind == "table"
+    if entry.get("recipe") and dataset and table:
+        protocol = ("On the test rows of the recipe's split, by the training recipe (its best validation checkpoint, "
+                    "then `trainer.test`); `zoo evaluate` re-measures them.")
+    elif entry.get("recipe") and dataset:
         protocol = (f"On the {dataset['title']} test split (10,000 images), by the training recipe (its best "
                     "validation checkpoint, then `trainer.test`); `zoo evaluate` re-measures them.")
     else:
@@ -190,29 +267,29 @@ def _metrics(entry: dict[str, Any], report: dict[str, Any] | None, dataset: dict
     for key, value in sorted(metrics.items()):
         short = key.split("/", 1)[-1]
         shown = f"{100 * value:.2f} %" if short == "acc" else f"{value:.4g}"
-        lines.append(f"| `{key}` | {shown} | {METRICS.get(short, '')} |")
+        lines.append(f"| `{key}` | {shown} | {(TABLE_METRICS if table else METRICS).get(short, '')} |")
     lines.append("")
     if report and report.get("per_class"):
         top_k = report.get("top_k_accuracy") or {}
         if top_k:
             lines += ["Top-k accuracy: " + ", ".join(f"top-{k} {100 * v:.2f} %" for k, v in top_k.items()) + ".", ""]
-        lines += ["| class | precision | recall | F1 | test images |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| class | precision | recall | F1 | test {'rows' if table else 'images'} |", "|---|---:|---:|---:|---:|"]
         for row in report["per_class"]:
             lines.append(f"| {row['class']} | {100 * row['precision']:.2f} % | {100 * row['recall']:.2f} % | "
                          f"{100 * row['f1']:.2f} % | {row['support']:,} |")
         lines.append("")
-        lines += _confusions(report)
+        lines += _confusions(report, samples="rows" if table else "images")
     return lines
 
 
-def _confusions(report: dict[str, Any], count: int = 3) -> list[str]:
+def _confusions(report: dict[str, Any], count: int = 3, samples: str = "images") -> list[str]:
     matrix, names = report.get("confusion_matrix"), [row["class"] for row in report["per_class"]]
     if not matrix:
         return []
     pairs = sorted(((matrix[t][p], names[t], names[p]) for t in range(len(names)) for p in range(len(names)) if t != p),
                    reverse=True)[:count]
     shown = "; ".join(f"{true} read as {predicted}: {n}" for n, true, predicted in pairs if n)
-    return [f"The most frequent confusions (true → predicted, test images): {shown}.", ""] if shown else []
+    return [f"The most frequent confusions (true → predicted, test {samples}): {shown}.", ""] if shown else []
 
 
 def _reproduce(entry: dict[str, Any]) -> list[str]:
@@ -244,6 +321,9 @@ def _limitations(kind: str, dataset: dict[str, Any] | None, conditional: bool = 
     data = dataset["title"] if dataset else "its training data"
     like = f"images like {data}'s" + (": one centred object on a plain background, 28×28 grayscale" if dataset else "")
     text = {
+        "table": f"A baseline for rows like {data}'s: the same columns, measured the same way. Rows far outside the "
+                 "training rows' range still get an answer, which means nothing; the card's numbers come from a few "
+                 "dozen test rows, so they are rough.",
         "classifier": f"A baseline and a starting point for fine-tuning, for {like}. On anything else it still "
                       "answers, with probabilities that mean nothing.",
         "autoencoder": f"Reconstructs images like {data}'s; it is not a general image codec, and a poor reconstruction "

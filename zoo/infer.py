@@ -156,6 +156,84 @@ def _batches(model, size: tuple[int, int], framing: Framing | None, files: list[
             advance(len(files[start : start + batch_size]))
 
 
+def predict_table(weights: Any, source: Any, batch_size: int = 4096) -> tuple[list[dict[str, Any]], list[str]]:
+    """Predictions for raw table rows by weights trained on a table (:mod:`zoo.data.tabular`).
+
+    The rows get the preprocessing the weights carry (``input_table``): the training statistics,
+    categories and target, so nothing has to be prepared by hand.
+
+    Args:
+        weights: a zoo model trained on a table, or what :func:`zoo.load_pretrained` takes.
+        source: a CSV or Parquet file, or a pandas DataFrame, with the columns the model was trained on
+            (more are ignored; an ``id`` column labels the rows).
+        batch_size: rows per forward pass.
+
+    Returns:
+        One row per input row, in order: ``id`` (the ``id`` column's value, else the row's index), then
+        ``class`` and ``probability`` for a classifier, or a value per target column for a regressor, in
+        the target's own units; and the input columns the model does not use (ignored).
+    """
+    import torch
+
+    from zoo.data.tabular import ID_COLUMN, check_columns, decode_output, encode_rows, read_table
+
+    model = _checked(weights, lambda m: m.table_contract is not None,
+                     "zoo infer on a table's rows needs weights trained on a table (zoo.data.TabularDataModule)")
+    if batch_size < 1:
+        raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
+    contract = model.table_contract
+    in_file = not _is_frame(source)
+    frame = read_table(source) if in_file else source
+    name = str(source) if in_file else "the DataFrame"
+    ignored = check_columns(frame, contract, name)
+    x = encode_rows(frame, contract, name, in_file)
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            outputs.append(model(x[start:start + batch_size].to(model.device)))
+    predictions = decode_output(torch.cat(outputs), contract)
+    ids = frame[ID_COLUMN].tolist() if ID_COLUMN in frame.columns else frame.index.tolist()
+    return [{"id": i, **p} for i, p in zip(ids, predictions)], ignored
+
+
+def _is_frame(source: Any) -> bool:
+    """Whether ``source`` is a pandas DataFrame (without importing pandas for a file name)."""
+    return type(source).__name__ == "DataFrame" and type(source).__module__.startswith("pandas")
+
+
+def write_table_rows(rows: list[dict[str, Any]], output: Path) -> None:
+    """Write table predictions as CSV (``.csv``: id, then the prediction's fields) or JSON (``.json``)."""
+    import csv
+    import json
+
+    suffix = output.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise InferenceError(f"--output {output}: name a .csv or .json file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        output.write_text(json.dumps(rows, indent=1, default=str) + "\n")
+        return
+    header = list(rows[0]) if rows else ["id"]
+    with open(output, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in (row[k] for k in header)])
+
+
+def format_table_rows(rows: list[dict[str, Any]], limit: int = 20) -> str:
+    """The first ``limit`` table predictions as a short text table."""
+    header = list(rows[0]) if rows else ["id"]
+    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row[k] for k in header)] for row in rows[:limit]]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
+    if len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more (write them all with --output preds.csv)")
+    return "\n".join(lines)
+
+
 def _checked(weights: Any, fits: Callable[[Any], bool], what: str):
     """The model of ``weights`` (loaded if need be), if ``fits`` says it can do ``what``."""
     import torch

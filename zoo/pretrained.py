@@ -40,7 +40,8 @@ DOWNLOAD_TIMEOUT_S = 30  # per socket operation: an unreachable server fails ins
 # Hyperparameters that say how a model trains and on what data, not what its layers are: a new task
 # chooses its own (its DataModule says its classes and framing).
 TRAINING_HPARAMS = ("optimizer", "lr", "weight_decay", "momentum", "l1", "label_smoothing", "scheduler", "finetune",
-                    "backbone_lr_scale", "unfreeze_every", "num_classes", "class_names", "input_framing")
+                    "backbone_lr_scale", "unfreeze_every", "num_classes", "class_names", "input_framing",
+                    "input_table")
 
 
 @dataclass

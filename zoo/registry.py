@@ -43,6 +43,7 @@ _DATAMODULES: dict[str, tuple[str, dict[str, Any]]] = {
     "label_budget": ("zoo.data.subset:LabelBudgetDataModule", {}),
     "timeseries": ("zoo.data.sequence:TimeSeriesDataModule", {}),
     "noisy_sine": ("zoo.data.sequence:NoisySineDataModule", {}),
+    "tabular": ("zoo.data.tabular:TabularDataModule", {}),
 }
 
 

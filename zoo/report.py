@@ -235,7 +235,7 @@ def _classification(model, datamodule, pictures: list[Picture], progress: bool) 
                "probability": round(float(probs[i, preds[i]]), 4)} for i in confident]
     pictures.append(Picture("confusion_matrix.png", "confusion matrix: rows are the true classes, columns the predicted ones",
                             functools.partial(confusion_picture, matrix, names)))
-    if errors:
+    if errors and model.takes == "images":  # a table's rows make no picture
         pictures.append(Picture("misclassified.png", f"the {len(errors)} test images misclassified with the most confidence",
                                 functools.partial(misclassified_picture, x[confident], errors)))
     return {

@@ -30,7 +30,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from zoo.callbacks import RunPage, default_callbacks
 from zoo.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint_file, checkpoint_dir
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 from zoo.models.base import ZooModule
 from zoo.names import did_you_mean
 from zoo.recipes import RecipeNotFoundError, resolve_config
@@ -416,6 +416,7 @@ class ZooCLI(LightningCLI):
         config = self.config[self.subcommand]
         if config.get("run_name") is None:
             config.run_name = self._default_run_name(config)  # recorded in the run's config.yaml
+        self._fill_settings_from_data(config)
         if config.get("weights"):
             self._start_weights = self._weights_settings(config)
         logger = config.trainer.get("logger")
@@ -433,6 +434,39 @@ class ZooCLI(LightningCLI):
         elif self._resuming() and init_args.get("version") is None and init_args.get("save_dir") is not None:
             # a logger with run folders (CSV, TensorBoard): resume in the newest one
             init_args["version"] = newest_version(Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs"))
+
+    def _fill_settings_from_data(self, config) -> None:
+        """Fill in the model settings a DataModule decides (a table's number of features, task and
+        classes: ``model_settings``), for those the model takes, so that a recipe runs on any table."""
+        from zoo.data.base import TensorDataModule
+
+        data, model = config.get("data"), config.get("model")
+        if data is None or model is None or not data.get("class_path") or not model.get("class_path"):
+            return
+        module_name, _, name = str(data.class_path).rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError):
+            return  # the parser says what is wrong with it
+        if not (isinstance(cls, type) and issubclass(cls, TensorDataModule) and cls.decides_model_settings):
+            return
+        init_args = data.get("init_args")
+        try:
+            settings = cls(**(init_args.as_dict() if init_args is not None else {})).model_settings()
+        except (ValueError, TypeError) as err:
+            if isinstance(err, ZooError):  # the table's own error: it names the file, column and row
+                raise
+            raise UsageError(f"--data {name}: {err}") from None
+        accepted = _settings_of(str(model.class_path))
+        if "input_shape" in settings and "input_shape" not in accepted:
+            model_name = str(model.class_path).rsplit(".", 1)[-1]
+            raise UsageError(f"--model {model_name} has a fixed input shape, but {name}'s rows are "
+                             f"{settings['input_shape'][0]} features each: train a model that takes features (--model mlp)")
+        if model.get("init_args") is None:
+            model.init_args = type(config)()
+        for key, value in settings.items():
+            if key in accepted:
+                model.init_args[key] = value
 
     def _weights_settings(self, config) -> Callable[[ZooModule], None]:
         """Resolve ``--weights`` and fill the model settings it decides into the config (and so into
@@ -597,7 +631,9 @@ class ZooCLI(LightningCLI):
 
         name = self._option("publish")
         data_cfg = self.config[self.subcommand]["data"].as_dict()
-        init_args = {k: v for k, v in (data_cfg.get("init_args") or {}).items() if k not in ("data_dir", "num_workers")}
+        # frame: a DataFrame given in Python (TabularDataModule), which no manifest can hold
+        init_args = {k: v for k, v in (data_cfg.get("init_args") or {}).items()
+                     if k not in ("data_dir", "num_workers") and not (k == "frame" and v is None)}
         command = []
         skip = False
         for arg in self._argv:  # the reproduction command, without the publishing flags

@@ -141,6 +141,10 @@ class TensorDataModule(L.LightningDataModule):
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
     """
 
+    # Whether model_settings() says some of the model's arguments (a table's number of features):
+    # zoo fit then fills them into the model's settings before it builds the model.
+    decides_model_settings: bool = False
+
     def __init__(self, batch_size: int, seed: int, num_workers: int) -> None:
         super().__init__()
         if batch_size < 1:
@@ -151,6 +155,10 @@ class TensorDataModule(L.LightningDataModule):
         self.datasets: dict[str, TensorBatchDataset] = {}
         self._train_sampler: ResumableSampler | None = None
         self._resume_state: dict[str, int] | None = None
+
+    def model_settings(self) -> dict:
+        """The model arguments this data decides (see ``decides_model_settings``): none by default."""
+        return {}
 
     def _dataset(self, split: str) -> TensorBatchDataset:
         if split not in self.datasets:

@@ -119,6 +119,13 @@ class ZooModule(L.LightningModule):
         validation computes it once per batch; off: inputs again. On does nothing without a frozen front."""
 
     @property
+    def table_contract(self) -> dict | None:
+        """How raw table rows become this model's input, for a model trained on a table: the
+        preprocessing :mod:`zoo.data.tabular` fitted (its columns, statistics, categories and target),
+        which :func:`zoo.data.tabular.encode_rows` applies; None for a model that does not read tables."""
+        return None
+
+    @property
     def condition_classes(self) -> int | None:
         """How many classes a class-conditional model takes beside its input, ``model(x, labels)``
         (the conditional VAE and GAN); None for a model that takes no labels."""
@@ -175,8 +182,14 @@ class ZooModule(L.LightningModule):
         """What the exported module takes for a batch of ``batch`` (``"N"`` or ``"1"``) inputs of one-input
         ``shape`` and ``kind`` (see :meth:`exported_module`), in words."""
         dims = ", ".join(str(d) for d in shape)
+        table = self.table_contract
         if kind == "noise":
             text = f"float32 noise ({batch}, {dims}) drawn from N(0, I)"
+        elif table is not None:
+            names = [column["name"] for column in table["columns"]]
+            text = (f"float32 features ({batch}, {dims}): the table columns {', '.join(names)} as "
+                    "zoo.data.tabular.encode_rows makes them (numbers standardised, gaps filled with the training "
+                    "median and flagged, categories one-hot), as zoo infer reads rows")
         else:
             from zoo.data.framing import AUTO, chosen_framing
 

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.data.framing import check_framing_name
+from zoo.errors import UsageError
 from zoo.finetune import FineTuning, FrozenOutputs
 from zoo.models.base import ZooModule, compute_and_reset
 from zoo.nets.checks import check_image_channels
@@ -58,6 +59,10 @@ class SupervisedModule(ZooModule):
             :data:`zoo.data.framing.FRAMINGS` (``"mnist"``: light digits on black, fitted into a 20x20
             box and centred by mass in 28x28); kept with the weights, so that ``zoo infer`` brings
             image files into that format. None: the DataModule's framing when training starts.
+        input_table: how a table's raw rows become the inputs: the preprocessing a
+            :class:`~zoo.data.TabularDataModule` fitted on its training rows (columns, statistics,
+            categories, target), kept with the weights so that ``zoo infer`` reads raw rows. None: the
+            DataModule's when training starts (none for other data).
         finetune: which parameters train: ``full``, ``feature_extractor``, ``top<k>`` or ``gradual``
             (see :mod:`zoo.finetune`).
         backbone_lr_scale: learning rate of the backbone stages relative to ``lr``.
@@ -86,6 +91,7 @@ class SupervisedModule(ZooModule):
         std: Sequence[float] | None = None,
         class_names: Sequence[str] | None = None,
         input_framing: str | None = None,
+        input_table: dict | None = None,
         finetune: str = "full",
         backbone_lr_scale: float = 1.0,
         unfreeze_every: int = 1,
@@ -184,14 +190,26 @@ class SupervisedModule(ZooModule):
         """How inputs are framed, a key of :data:`zoo.data.framing.FRAMINGS` (None: not known)."""
         return self.hparams.get("input_framing")
 
+    @property
+    def table_contract(self) -> dict | None:
+        return self.hparams.get("input_table")
+
     def setup(self, stage: str) -> None:
         # An unknown framing takes the DataModule's (MNIST's 20x20 box), so that every checkpoint and
-        # published weight says what its inputs look like (and, see ZooModule, what its classes are).
+        # published weight says what its inputs look like (and, see ZooModule, what its classes are);
+        # a table's preprocessing likewise.
         super().setup(stage)
         framing = getattr(self.trainer.datamodule, "framing", None)
         if self.input_framing is None and framing is not None:
             check_framing_name(framing)
             self.hparams["input_framing"] = framing
+        table = getattr(self.trainer.datamodule, "table_preprocessing", None)
+        if table is not None and tuple(self.input_shape) != (len(table["features"]),):
+            raise UsageError(f"{type(self).__name__} takes inputs of shape {tuple(self.input_shape)}, but the table's rows "
+                             f"are {len(table['features'])} features each: train a model that takes features (--model mlp; "
+                             "in Python, zoo.create_model(\"mlp\", **datamodule.model_settings()))")
+        if self.table_contract is None and table is not None:
+            self.hparams["input_table"] = table
 
     # ----- what the model does (see ZooModule) ------------------------------------------------
 
