@@ -63,6 +63,19 @@ def test_over_the_budget_the_images_come_from_disk_and_the_batches_are_the_same(
     assert len(list(cache.iterdir())) == 3
 
 
+def test_frozen_features_are_not_cached_in_memory_for_a_folder_over_the_budget(tmp_path):
+    from types import SimpleNamespace
+
+    from zoo.callbacks.frozen import refusal
+
+    root = noise_folder(tmp_path / "images", per_class=3)
+    for budget, expected in (("auto", None), ("100", "read from disk")):
+        dm = ImageFolderDataModule(str(root), image_size=8, memory_budget=budget, cache_dir=str(tmp_path / "cache"))
+        dm.setup("fit")
+        reason = refusal(SimpleNamespace(world_size=1), dm)
+        assert reason is None if expected is None else expected in reason
+
+
 def test_an_unreadable_image_is_named_on_disk_too(tmp_path):
     root = noise_folder(tmp_path / "images", per_class=3)
     (root / "b" / "broken.jpg").write_bytes(b"not an image")

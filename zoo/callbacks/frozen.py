@@ -16,7 +16,8 @@ The cache is never part of a checkpoint or of saved weights: a resumed run compu
 Training goes from the images, with a note in the run's output, when:
 
 - the DataModule augments the training images (``hflip``, ``shift``): each epoch's images differ;
-- the DataModule is not one of the zoo's in-memory DataModules (its batches cannot be swapped);
+- the DataModule is not one of the zoo's in-memory DataModules (its batches cannot be swapped), or its
+  images are read from disk (an image folder over its memory budget: the outputs would not be);
 - the run is distributed (DDP): each epoch deals each process a different share of the training
   images, so each process would need the outputs of all of them.
 """
@@ -31,6 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from zoo.data.base import TensorBatchDataset, TensorDataModule
+from zoo.data.decoded import DecodedImages
 from zoo.models.base import ZooModule
 
 
@@ -91,6 +93,9 @@ def refusal(trainer, datamodule) -> str | None:
                 "so each would need the outputs of all of them")
     if not isinstance(datamodule, TensorDataModule) or "train" not in datamodule.datasets:
         return "the training data does not come from one of the zoo's in-memory DataModules"
+    if isinstance(datamodule.datasets["train"].x, DecodedImages):
+        return ("the training images are read from disk (the image folder is over its memory budget), and their "
+                "frozen outputs would have to be held in memory")
     if datamodule.augmentation:
         return (f"the training images are augmented ({datamodule.augmentation}), so the frozen layers see "
                 "different images every epoch")
