@@ -96,6 +96,19 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
     right = sum(truth[user / "scans" / Path(row[0]).name] == row[1] for row in rows)
     assert right >= 19, f"{right} of 20 scans read right"
 
+    # A table of one's own: an MLP trained on a CSV in one command, and raw rows read by the shipped weight.
+    from tests.test_readme import _table_files
+
+    _table_files(user)  # rows.csv (four wines) and my.csv (a price to predict)
+    mine = _run(pip_user, "zoo", "fit", "--config", "mlp_diabetes", "--data.path", "my.csv", "--data.target", "price",
+                "--trainer.max_epochs", "5", cwd=user, env=env)
+    assert "target price -> regression" in mine and "test/mse = " in mine
+    wines = _run(pip_user, "zoo", "infer", "mlp_wine", "rows.csv", "--output", "wines.csv", cwd=user, env=env)
+    assert wines.strip() == "4 predictions written to wines.csv"
+    predicted = [line.split(",") for line in (user / "wines.csv").read_text().splitlines()]
+    assert predicted[0] == ["id", "class", "probability"] and len(predicted) == 5
+    assert all(row[1] in ("class_0", "class_1", "class_2") for row in predicted[1:])
+
     assert "wrote lenet5_mnist.onnx" in _run(pip_user, "zoo", "export", "lenet5_mnist", cwd=user, env=env)
     assert "wrote vae_mnist.pt2" in _run(pip_user, "zoo", "export", "vae_mnist", "--part", "decoder", "--format",
                                          "torch.export", cwd=user, env=env)
@@ -108,5 +121,6 @@ def test_a_pip_user_runs_the_everyday_commands_from_an_empty_folder(pip_user, da
         answer = requests.post(f"{url}/predict", files=[("image", (f.name, f.read_bytes())) for f in files], timeout=120)
     served_right = sum(truth[user / "scans" / p["image"]] == p["class"] for p in answer.json()["predictions"])
     assert served_right == right  # what zoo infer read, zoo serve reads
-    assert sorted(p.name for p in user.iterdir()) == ["compare.html", "fours", "lenet5_mnist.onnx", "report", "runs",
-                                                     "scans", "scans.csv", "sevens", "tuned.yaml", "vae_mnist.pt2"]
+    assert sorted(p.name for p in user.iterdir()) == ["compare.html", "fours", "lenet5_mnist.onnx", "my.csv", "report",
+                                                     "rows.csv", "runs", "scans", "scans.csv", "sevens", "tuned.yaml",
+                                                     "vae_mnist.pt2", "wines.csv"]

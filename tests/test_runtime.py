@@ -4,6 +4,7 @@ they were; the command's own settings, applied twice, are what they are applied 
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -93,8 +94,11 @@ print(json.dumps(steps))
 @pytest.fixture(scope="module")
 def steps(tmp_path_factory) -> dict:
     """The process's state before and after each step of SCRIPT, run in a new folder."""
+    # A process as a user starts it: without the seed that a test run in this process before may have left
+    # in os.environ (Lightning's seed_everything sets PL_GLOBAL_SEED and PL_SEED_WORKERS there).
+    env = {key: value for key, value in os.environ.items() if key not in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
     result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path_factory.mktemp("runs"), capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
 
