@@ -134,7 +134,7 @@ def schedule_figure(run: Run) -> str | None:
 
 def dynamics_figure(run: Run) -> str | None:
     """Each layer's weight and gradient norms and each activation's share of dead units, by epoch."""
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import LogFormatter
 
     quantities = [q for q in DYNAMICS_QUANTITIES if run.dynamics and run.dynamics.get(q)]
     if not quantities:
@@ -149,9 +149,10 @@ def dynamics_figure(run: Run) -> str | None:
             axes.set_ylim(-0.02, 1.02)
         elif all(v > 0 for values in run.dynamics[quantity].values() for v in values.values()):
             axes.set_yscale("log")
-            # Plain numbers (0.3, 2, 60) read faster than 3x10^-1, and need no mathtext to draw.
-            axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            axes.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+            # Plain numbers (0.3, 2, 60) read faster than 3x10^-1 and need no mathtext to draw; minor ticks
+            # are labelled as matplotlib's own log formatter decides (none where the axis spans decades).
+            axes.yaxis.set_major_formatter(LogFormatter())
+            axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
         _epochs_axis(axes)
         axes.legend(fontsize=7, ncol=1 + len(run.dynamics[quantity]) // 8)
     return _png(figure)
