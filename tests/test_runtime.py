@@ -187,3 +187,21 @@ def test_a_download_times_out_on_its_own_connection_and_leaves_the_socket_defaul
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_litserve_shutdown_race_is_dropped_and_its_other_errors_kept():
+    """zoo serve stopped with Ctrl-C: LitServe's monitor may find its manager process gone (a broken pipe)
+    and log it as a crash; that record is dropped, a crash with any other error is not."""
+    from zoo.runtime import _LOG_FILTERS
+
+    def record(error):
+        try:
+            raise error
+        except Exception:
+            info = sys.exc_info()
+        return logging.LogRecord("litserve.server", logging.ERROR, "server.py", 1, "Monitoring worker crashed", None, info)
+
+    drop = _LOG_FILTERS["litserve.server"]
+    assert not drop.filter(record(BrokenPipeError(32, "Broken pipe")))
+    assert drop.filter(record(ValueError("a real fault")))
+    assert drop.filter(logging.LogRecord("litserve.server", logging.INFO, "server.py", 1, "Shutting down", None, None))

@@ -27,7 +27,13 @@ PROGRAMMER_LOG_LINES = {
     "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available: False", "TPU available: False",
                                               "Trainer already configured with model summary"),
     "lightning.pytorch.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
+    # zoo serve stopped with Ctrl-C: LitServe's monitoring thread may still ask its manager process, which
+    # the same Ctrl-C has ended, whether to stop, and logs the broken pipe as a crash (a shutdown race:
+    # dropped only when the error is that the manager is gone, see _DropLines)
+    "litserve.server": ("Monitoring worker crashed",),
 }
+# What a record dropped by its prefix must carry, if it carries an error: the manager process gone.
+_SHUTDOWN_ERRORS = (BrokenPipeError, ConnectionResetError, EOFError)
 PROGRAMMER_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",  # Lightning's own use of a deprecated torch API
     # The frozen batch norms of a fine-tuning strategy (zoo.finetune): in eval mode by design.
@@ -46,14 +52,18 @@ PROGRAMMER_WARNINGS = (
 
 
 class _DropLines(logging.Filter):
-    """Drops the records whose message starts with one of ``prefixes``."""
+    """Drops the records whose message starts with one of ``prefixes`` (and whose error, if they carry one,
+    is a closed connection to a process that has ended)."""
 
     def __init__(self, prefixes: tuple[str, ...]) -> None:
         super().__init__()
         self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefixes)
+        if not str(record.msg).startswith(self.prefixes):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        return error is not None and not isinstance(error, _SHUTDOWN_ERRORS)  # another error is kept
 
 
 # One filter object per logger: Logger.addFilter skips a filter the logger already has.
