@@ -10,7 +10,7 @@ from PIL import Image
 from tests.conftest import REPO
 from tests.shards import check_shards, read_samples, split_fingerprints
 from tests.test_cli import run_zoo
-from tests.test_resume import GAN_RECIPE, _kill_and_resume
+from tests.test_resume import _kill_and_resume, run_settings
 from zoo.data.decoded import DecodedImages, parse_budget
 from zoo.data.folder import ImageFolderDataModule, ImageFolderError
 
@@ -98,7 +98,7 @@ def test_memory_budget_mistakes(budget):
 
 
 # test_resume's run settings (2 epochs, step checkpoints, deterministic, a CSV logger), on a folder.
-FOLDER_RECIPE = GAN_RECIPE.split("model:")[0].replace("name: gan", "name: folder") + """model:
+FOLDER_RECIPE = run_settings("folder") + """model:
   class_path: zoo.models.LeNet5
   init_args: {num_classes: 2, in_channels: 3, image_size: 28, dropout: 0.2, lr: 0.003}
 data:

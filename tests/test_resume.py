@@ -101,7 +101,9 @@ def test_bad_checkpoint_files_get_a_clear_error(damage, in_tmp):
     assert expected in result.stderr
 
 
-GAN_RECIPE = """
+# The settings of the runs killed and resumed below: 2 epochs, a checkpoint every 3 steps, deterministic,
+# a CSV logger in runs/NAME.
+RUN_SETTINGS = """
 seed_everything: 0
 test_after_fit: false
 checkpoint_every_n_steps: 3
@@ -112,8 +114,15 @@ trainer:
   enable_progress_bar: false
   logger:
     class_path: lightning.pytorch.loggers.CSVLogger
-    init_args: {save_dir: runs, name: gan}
-model:
+    init_args: {save_dir: runs, name: NAME}
+"""
+
+
+def run_settings(name: str) -> str:
+    return RUN_SETTINGS.replace("NAME", name)
+
+
+GAN_RECIPE = run_settings("gan") + """model:
   class_path: zoo.models.GAN
   init_args: {arch: dcgan, latent_dim: 8, channels: 4, val_samples: 32, test_samples: 32, %s}
 data:
@@ -208,19 +217,7 @@ def test_conditional_vae_sigkill_mid_epoch_then_resume_matches_uninterrupted_run
     assert straight["lr_schedulers"] == resumed["lr_schedulers"]
 
 
-TABLE_RECIPE = """
-seed_everything: 0
-test_after_fit: false
-checkpoint_every_n_steps: 3
-trainer:
-  max_epochs: 2
-  deterministic: true
-  num_sanity_val_steps: 0
-  enable_progress_bar: false
-  logger:
-    class_path: lightning.pytorch.loggers.CSVLogger
-    init_args: {save_dir: runs, name: table}
-model:
+TABLE_RECIPE = run_settings("table") + """model:
   class_path: zoo.models.MLP
   init_args: {hidden_sizes: [16], dropout: 0.2, scheduler: cosine}
 data:
