@@ -35,6 +35,7 @@ import logging
 import os
 import resource
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 
@@ -147,26 +148,33 @@ def recording_cost(repeats: int, epochs: int, batches: int | None) -> None:
     dynamics, and the dynamics and the run page; and what each costs."""
     from lightning.pytorch.loggers import CSVLogger
 
-    from zoo.callbacks import default_callbacks
+    from zoo.callbacks import RunPage, TrainingDynamics, default_callbacks
 
     torch.manual_seed(0)
     initial = zoo.create_model("lenet5", mean=[0.1307], std=[0.3081], lr=1e-3)
     datamodule = zoo.create_datamodule("mnist", batch_size=128)
     folder = tempfile.mkdtemp(prefix="zoo-recording-")
 
+    inside: list[tuple[float, float]] = []  # (seconds in the recording callbacks' code, seconds of the fit)
+
     def fit(dynamics: bool, run_page: bool):
         def run() -> None:
             callbacks = default_callbacks(monitor="val/acc", mode="max", progress_bar=False, summary=False,
                                           dynamics=dynamics, run_page=run_page)
+            clock = time_inside([c for c in callbacks if isinstance(c, (TrainingDynamics, RunPage))])
+            started = time.perf_counter()
             trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, limit_train_batches=batches or 1.0, callbacks=callbacks,
                                 logger=CSVLogger(folder), enable_progress_bar=False, enable_model_summary=False,
                                 num_sanity_val_steps=0)
             trainer.fit(copy.deepcopy(initial), datamodule=datamodule)
+            if dynamics and run_page:
+                inside.append((clock[0], time.perf_counter() - started))
         return run
 
     runs = {"records nothing": fit(False, False), "+ layer dynamics": fit(True, False),
             "+ layer dynamics + run page": fit(True, True)}
     runs["+ layer dynamics + run page"]()  # warm-up: data, matplotlib's import and first drawing count for no side
+    inside.clear()
     times = alternate(runs, repeats)
     base = times["records nothing"]
     rows = [[name, f"{median(t):.2f}", f"{min(t):.2f}", " ".join(f"{v:.2f}" for v in t),
@@ -175,7 +183,37 @@ def recording_cost(repeats: int, epochs: int, batches: int | None) -> None:
     print(f"\nWhat zoo fit records: LeNet-5, MNIST, {epochs} epochs of {per_epoch} and a full "
           f"validation each, default callbacks; {machine()}")
     print(table(["fit", "median s", "best s", "runs s", "cost (bests)", "cost (medians)"], rows))
+    shares = " ".join(f"{spent / total:.2%}" for spent, total in inside)
+    print(f"Time inside the two recording callbacks' own code (hooks, the gradient norms, the activation "
+          f"probe, the confusion counts, the page drawings), per run with both: {shares} of the fit "
+          f"({' '.join(f'{spent:.2f}' for spent, _ in inside)} s)")
     print("The goal: the dynamics and the run page together cost under 3 % of the training time")
+
+
+def time_inside(callbacks: list) -> list[float]:
+    """Time every method call on these callbacks (hooks and what they call, such as the forward hook
+    counting the confusion matrix) into the returned one-element list, in seconds; a call made from
+    inside another timed call is counted once, in the outer one."""
+    clock, depth = [0.0], [0]
+
+    def timed(method):
+        def call(*args, **kwargs):
+            depth[0] += 1
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    clock[0] += time.perf_counter() - started
+        return call
+
+    for callback in callbacks:
+        for name in dir(type(callback)):
+            attribute = getattr(type(callback), name)
+            if callable(attribute) and not name.startswith("__") and not isinstance(attribute, type):
+                setattr(callback, name, timed(getattr(callback, name)))
+    return clock
 
 
 def main() -> None:
