@@ -187,6 +187,17 @@ def test_the_shipped_table_weights_predict_on_raw_rows(tmp_path):
     assert np.mean(error ** 2) / std ** 2 == pytest.approx(entry["metrics"]["test/mse"], rel=1e-4)
 
 
+def test_the_report_of_table_weights_counts_rows(tmp_path):
+    """zoo evaluate --report on a table's weights: its test samples are rows, and no picture pretends they are images."""
+    out = zoo_command("evaluate", "mlp_wine", "--report", "report", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert report["test_unit"] == "rows" and report["test_images"] == 36
+    assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == ["confusion_matrix.png"]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "evaluated on the test split (36 rows)" in page and "test rows" in page and "images" not in page
+
+
 def test_a_model_built_without_the_tables_settings_is_told_so():
     from zoo.errors import UsageError
 

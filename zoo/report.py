@@ -240,7 +240,8 @@ def _classification(model, datamodule, pictures: list[Picture], progress: bool) 
                                 functools.partial(misclassified_picture, x[confident], errors)))
     return {
         "class_names": names,
-        "test_images": int(len(target)),
+        "test_images": int(len(target)),  # the test samples, whatever they are (test_unit)
+        "test_unit": "rows" if model.takes == "features" else model.takes,
         "per_class": [{"class": name, **{key: round(float(v[i]), 6) for key, v in per_class.items()},
                        "support": int(support[i])} for i, name in enumerate(names)],
         "top_k_accuracy": top_k,

@@ -101,13 +101,14 @@ def page(report: dict[str, Any], directory: Path) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(report['weights'])} · report</title>",
              f"<style>{STYLE}</style></head><body>",
              f"<h1>{e(report['weights'])}</h1><p><code>{e(report['class_path'])}</code>, evaluated on the test split"
-             + (f" ({report['test_images']:,} images)" if "test_images" in report else "") + ".</p>",
+             + (f" ({report['test_images']:,} {report.get('test_unit', 'images')})" if "test_images" in report else "")
+             + ".</p>",
              "<h2>Metrics</h2>", html_table(["metric", "value"], [[k, _number(v)] for k, v in sorted(report["metrics"].items())])]
     if "top_k_accuracy" in report:
         parts.append(html_table(["top-k", "accuracy"], [[f"top-{k}", f"{100 * v:.2f} %"] for k, v in report["top_k_accuracy"].items()]))
     if "per_class" in report:
         parts += ["<h2>Per class</h2>", html_table(
-            ["class", "precision", "recall", "F1", "test images"],
+            ["class", "precision", "recall", "F1", f"test {report.get('test_unit', 'images')}"],
             [[r["class"], f"{100 * r['precision']:.2f} %", f"{100 * r['recall']:.2f} %", f"{100 * r['f1']:.2f} %",
               f"{r['support']:,}"] for r in report["per_class"]])]
     if report["pictures"]:
