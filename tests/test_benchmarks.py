@@ -79,7 +79,27 @@ def test_frozen_features_quick_run_gives_the_uncached_numbers():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "the uncached run's 3 epoch(s) give the cached run's validation accuracy and loss" in result.stdout
-    assert re.search(r"cached is [\d.]+x faster to the target", result.stdout)
+    assert re.search(r"cached is [\d.]+x faster (to the target|per epoch after the first)", result.stdout)
+
+
+def test_frozen_features_time_to_target_is_measured_derived_or_refused():
+    """The time to an accuracy: measured where the uncached run got there, DERIVED from its mean epoch where it
+    ran fewer epochs, and not given at all where the classifier stayed near chance."""
+    from benchmarks.frozen_features import time_to_target
+
+    def clock(accuracies, first, each):
+        return [{"seconds": first + i * each, "val/acc": a} for i, a in enumerate(accuracies)]
+
+    learning = [0.4, 0.6, 0.8, 0.9, 0.9]
+    measured = time_to_target(clock(learning, 100.0, 1.0), clock(learning, 50.0, 50.0))
+    assert "first reached at epoch 4" in measured and "DERIVED" not in measured
+    assert "cached is 1.9x faster to the target, 50.0x per epoch" in measured  # 200 s against 103 s
+    derived = time_to_target(clock(learning, 100.0, 1.0), clock(learning[:2], 50.0, 50.0))
+    assert "DERIVED: measured 50.0 s per epoch (mean of 2) x 4 epochs" in derived
+    assert "cached is 1.9x faster to the target" in derived
+    chance = time_to_target(clock([0.3, 0.4, 0.35], 100.0, 1.0), clock([0.3], 50.0, 50.0))
+    assert "the classifier did not learn" in chance and "to the target" not in chance
+    assert "cached is 50.0x faster per epoch after the first" in chance
 
 def _tabular_rows(out: str) -> dict[str, dict[str, list[str]]]:
     """benchmarks.tabular's tables: table name -> model -> its cells."""
