@@ -3,6 +3,7 @@
     python -m benchmarks.tabular                    # train each recipe (mlp_wine, mlp_breast_cancer, mlp_diabetes) here
     python -m benchmarks.tabular --source shipped   # the shipped weights instead of new runs
     python -m benchmarks.tabular --quick            # 2 epochs: checks that it runs, measures nothing
+    python -m benchmarks.tabular --split_seeds 9    # also 9 other splits of each table: each model's mean and spread
 
 For each table, the recipe's TabularDataModule splits the rows (its seed) and fits the preprocessing
 on the training rows; every model sees those same features: the zoo MLP (trained by ``zoo fit
@@ -31,18 +32,21 @@ import torch
 RECIPES = ("mlp_wine", "mlp_breast_cancer", "mlp_diabetes")
 
 
-def recipe_datamodule(recipe: str):
-    """The TabularDataModule of a shipped recipe, as ``zoo fit --config <recipe>`` builds it."""
+def recipe_datamodule(recipe: str, split_seed: int | None = None):
+    """The TabularDataModule of a shipped recipe, as ``zoo fit --config <recipe>`` builds it (with another
+    seed of its split, where ``split_seed`` is given)."""
     import yaml
 
     from zoo.data import TabularDataModule
     from zoo.recipes import recipe_path
 
     settings = yaml.safe_load(recipe_path(recipe).read_text())["data"]["init_args"]
+    if split_seed is not None:
+        settings["seed"] = split_seed
     return TabularDataModule(**settings)
 
 
-def zoo_mlp(recipe: str, source: str, quick: bool) -> tuple[object, float]:
+def zoo_mlp(recipe: str, source: str, quick: bool, split_seed: int | None = None) -> tuple[object, float]:
     """The zoo MLP of ``recipe``: trained here by the recipe (its best checkpoint), or the shipped weights;
     and the seconds its training took (0 for shipped weights)."""
     import zoo
@@ -57,6 +61,8 @@ def zoo_mlp(recipe: str, source: str, quick: bool) -> tuple[object, float]:
                 "--test_after_fit", "false"]
         if quick:
             args += ["--trainer.max_epochs", "2"]
+        if split_seed is not None:
+            args += ["--data.init_args.seed", str(split_seed)]
         started = time.perf_counter()
         # main(args) reads args, not the script's own command line (which LightningCLI would warn about)
         with contextlib.redirect_stdout(io.StringIO()), mock.patch.object(sys, "argv", sys.argv[:1]):
@@ -90,11 +96,11 @@ def scores(task: str, predicted: np.ndarray, truth: np.ndarray) -> dict[str, flo
     return {"rmse": rmse, "r2": r2}
 
 
-def benchmark(recipe: str, source: str, quick: bool) -> list[dict[str, object]]:
+def benchmark(recipe: str, source: str, quick: bool, split_seed: int | None = None) -> list[dict[str, object]]:
     """One row per model on ``recipe``'s test rows: its name, scores and training seconds."""
     import warnings
 
-    dm = recipe_datamodule(recipe)
+    dm = recipe_datamodule(recipe, split_seed)
     with contextlib.redirect_stdout(io.StringIO()):
         dm.setup("fit")
     pre = dm.prepare_table()
@@ -105,7 +111,7 @@ def benchmark(recipe: str, source: str, quick: bool) -> list[dict[str, object]]:
         mean, std = np.asarray(pre["target"]["mean"]), np.asarray(pre["target"]["std"])
         y_train, y_test = y_train[:, 0], (y_test * std + mean)[:, 0]
     rows = []
-    model, seconds = zoo_mlp(recipe, source, quick)
+    model, seconds = zoo_mlp(recipe, source, quick, split_seed)
     with torch.no_grad():
         output = model(torch.from_numpy(x_test))
     predicted = output.argmax(1).numpy() if task == "classification" else (output.numpy() * std + mean)[:, 0]
@@ -136,6 +142,26 @@ def table(recipe: str, rows: list[dict[str, object]], n_train: int, n_test: int)
     return "\n".join(lines)
 
 
+def spread_table(recipe: str, runs: list[list[dict[str, object]]]) -> str:
+    """Each model's mean and standard deviation of every score over the splits, and on how many splits it
+    did at least as well as the zoo MLP (the first row) by the first score."""
+    keys = [k for k in ("accuracy", "rmse", "r2") if k in runs[0][0]]
+    better = {"accuracy": max, "rmse": min, "r2": max}
+    lines = [f"{recipe}: {len(runs)} splits (seeds 0..{len(runs) - 1}), mean +- standard deviation",
+             f"| model | {' | '.join('R^2' if k == 'r2' else k for k in keys)} | splits where it is at least as good as the zoo MLP ({keys[0]}) |",
+             "|---|" + "---:|" * (len(keys) + 1)]
+    for index, first in enumerate(runs[0]):
+        cells = []
+        for key in keys:
+            values = np.array([rows[index][key] for rows in runs])
+            cells.append(f"{values.mean():.4f} +- {values.std(ddof=1) if len(values) > 1 else 0:.4f}" if key != "rmse"
+                         else f"{values.mean():.2f} +- {values.std(ddof=1) if len(values) > 1 else 0:.2f}")
+        key, best = keys[0], better[keys[0]]
+        ties = sum(best(rows[index][key], rows[0][key]) == rows[index][key] for rows in runs)
+        lines.append(f"| {first['model']} | {' | '.join(cells)} | {'' if index == 0 else f'{ties} of {len(runs)}'} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,7 +169,14 @@ def main() -> None:
                         help="recipe: train each recipe here (default); shipped: the shipped weights")
     parser.add_argument("--quick", action="store_true", help="2 epochs per recipe: checks that it runs")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    parser.add_argument("--split_seeds", type=int, default=0,
+                        help="also run every model on this many other splits of each table (seeds 1..N; the "
+                             "recipe's own is 0) and give each model's mean and spread over all of them: one "
+                             "split's test rows are few, and a row or two decide a comparison there")
     args = parser.parse_args()
+    if args.split_seeds and args.source == "shipped":
+        parser.error("--split_seeds trains on other splits: it needs --source recipe (the shipped weights "
+                     "were trained on rows that other splits test on)")
     from benchmarks.common import machine
     from zoo.runtime import apply_console_settings
 
@@ -158,6 +191,10 @@ def main() -> None:
             splits = dm.split_frames()
         print()
         print(table(recipe, rows, len(splits["train"]), len(splits["test"])))
+        if args.split_seeds:
+            runs = [rows] + [benchmark(recipe, args.source, args.quick, seed) for seed in range(1, args.split_seeds + 1)]
+            print()
+            print(spread_table(recipe, runs))
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

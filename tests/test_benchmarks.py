@@ -144,3 +144,22 @@ def test_tabular_benchmark_trains_the_recipes():
     tables = _tabular_rows(result.stdout)
     assert "zoo MLP (64, recipe)" in tables["mlp_wine"] and "Ridge" in tables["mlp_diabetes"]
     assert 0.3 < float(tables["mlp_wine"]["zoo MLP (64, recipe)"][0]) <= 1  # 2 epochs: better than chance
+
+
+def test_tabular_spread_over_splits_counts_where_a_model_matches_the_zoo_mlp():
+    """benchmarks.tabular --split_seeds: each model's mean and spread over the splits, and on how many splits
+    it scored at least the zoo MLP's (higher accuracy, lower RMSE)."""
+    from benchmarks.tabular import spread_table
+
+    def split(zoo, linear):
+        return [{"model": "zoo MLP (64, recipe)", "rmse": zoo, "r2": 0.5}, {"model": "Ridge", "rmse": linear, "r2": 0.5}]
+
+    text = spread_table("mlp_diabetes", [split(50.0, 52.0), split(54.0, 53.0), split(52.0, 52.0)])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
+            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")}
+    assert text.startswith("mlp_diabetes: 3 splits (seeds 0..2)")
+    assert rows["zoo MLP (64, recipe)"][0] == "52.00 +- 2.00" and rows["zoo MLP (64, recipe)"][2] == ""
+    assert rows["Ridge"][0] == "52.33 +- 0.58" and rows["Ridge"][2] == "2 of 3"  # 53 < 54 and the tie
+    accuracy = spread_table("mlp_wine", [[{"model": "zoo", "accuracy": 0.9}, {"model": "LogisticRegression", "accuracy": 1.0}],
+                                         [{"model": "zoo", "accuracy": 1.0}, {"model": "LogisticRegression", "accuracy": 0.9}]])
+    assert "| LogisticRegression | 0.9500 +- 0.0707 | 1 of 2 |" in accuracy
