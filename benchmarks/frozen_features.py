@@ -57,8 +57,8 @@ def write_images(root: Path, count: int, size: int, seed: int, classes: str = "c
     rng = random.Random(seed)
     noise = torch.Generator().manual_seed(seed)
     for i in range(count):
-        label = i % 3
-        shape = SHAPES[label] if classes == "shape" else SHAPES[rng.randrange(3)]
+        label = i % len(SHAPES)
+        shape = SHAPES[label] if classes == "shape" else rng.choice(SHAPES)
         folder = root / (shape if classes == "shape" else COLOURS[label])
         folder.mkdir(parents=True, exist_ok=True)
         background = torch.tensor([rng.randrange(256) for _ in range(3)], dtype=torch.float32)
@@ -67,15 +67,15 @@ def write_images(root: Path, count: int, size: int, seed: int, classes: str = "c
         draw = ImageDraw.Draw(image)
         side = rng.uniform(0.3, 0.7) * size
         x, y = rng.uniform(0, size - side), rng.uniform(0, size - side)
-        colour = [rng.randrange(256) for _ in range(3)]
+        colour = tuple(rng.randrange(256) for _ in range(3))
         if classes == "colour":  # the class's channel bright, the other two dim
-            colour = [rng.randrange(160, 256) if c == label else rng.randrange(120) for c in range(3)]
+            colour = tuple(rng.randrange(160, 256) if c == label else rng.randrange(120) for c in range(3))
         if shape == "ellipse":
-            draw.ellipse((x, y, x + side, y + side), fill=tuple(colour))
+            draw.ellipse((x, y, x + side, y + side), fill=colour)
         elif shape == "box":
-            draw.rectangle((x, y, x + side, y + side), fill=tuple(colour))
+            draw.rectangle((x, y, x + side, y + side), fill=colour)
         else:
-            draw.polygon([(x + side / 2, y), (x, y + side), (x + side, y + side)], fill=tuple(colour))
+            draw.polygon([(x + side / 2, y), (x, y + side), (x + side, y + side)], fill=colour)
         image.save(folder / f"{i:05d}.jpg", quality=90)
 
 
@@ -105,7 +105,7 @@ def fit(root: Path, cached: bool, epochs: int, args) -> list[dict[str, float]]:
     # Pretrained weights bring their own normalisation; a random start uses the folder's statistics.
     start = ({"weights": args.weights, "new_head": True} if args.weights
              else {"mean": list(data.mean), "std": list(data.std)})
-    model = zoo.create_model("vgg16", num_classes=3, image_size=args.size, finetune="feature_extractor",
+    model = zoo.create_model("vgg16", num_classes=len(SHAPES), image_size=args.size, finetune="feature_extractor",
                              lr=args.lr, width_divisor=args.width_divisor, hidden_size=args.hidden_size,
                              pooled_size=args.pooled_size, **start)
     clock = EpochClock()
@@ -179,7 +179,7 @@ def time_to_target(cached: list[dict[str, float]], uncached: list[dict[str, floa
     cached_epoch = (cached[-1]["seconds"] - cached[0]["seconds"]) / max(len(cached) - 1, 1)
     per_epoch = uncached[-1]["seconds"] / len(uncached)
     lines = [f"target: validation accuracy {target:.4f} (the cached run's last epoch), first reached at epoch {needed}"]
-    chance = 1 / 3
+    chance = 1 / len(SHAPES)  # three classes either way (COLOURS too)
     if target < chance + LEARNED_MARGIN:
         lines.append(f"the classifier did not learn: {target:.4f} is within {LEARNED_MARGIN} of chance ({chance:.4f}). "
                      "The frozen features do not separate the classes, so there is no time to an accuracy to compare; "
