@@ -4,6 +4,7 @@
     python -m benchmarks.tabular --source shipped   # the shipped weights instead of new runs
     python -m benchmarks.tabular --quick            # 2 epochs: checks that it runs, measures nothing
     python -m benchmarks.tabular --split_seeds 9    # also 9 other splits of each table: each model's mean and spread
+    python -m benchmarks.tabular --choose_checkpoint 5  # which epoch to keep, by 5-fold cross-validation on training rows
 
 For each table, the recipe's TabularDataModule splits the rows (its seed) and fits the preprocessing
 on the training rows; every model sees those same features: the zoo MLP (trained by ``zoo fit
@@ -13,6 +14,13 @@ linear model (LogisticRegression / Ridge), MLP (MLPClassifier / MLPRegressor) an
 (scikit-learn's MLP and boosting hold out their own validation share only where they early-stop; by
 default they do not). All are scored on the test rows: accuracy for classification, RMSE and R^2 in
 the target's own units for regression.
+
+``--choose_checkpoint K`` asks which epoch of a recipe's run to keep, without looking at its test rows:
+the recipe's training and validation rows are cut into K folds; each fold in turn is held out, the
+recipe trains on the other rows (its share of them validating), with every epoch's weights kept, and
+the held-out rows score the epoch each rule picks from the validation curves: the first best
+validation accuracy (what a classifier's best checkpoint is), the first lowest validation loss, and
+the last epoch.
 """
 
 from __future__ import annotations
@@ -72,6 +80,109 @@ def zoo_mlp(recipe: str, source: str, quick: bool, split_seed: int | None = None
             raise SystemExit(f"zoo fit --config {recipe} failed (status {status})")
         best = sorted(Path(folder).rglob("best-*.ckpt"))
         return model_from_checkpoint(best[-1]).eval(), seconds
+
+
+CHECKPOINT_RULES = ("best val/acc", "best val/loss", "last epoch")
+
+
+def chosen_epochs(curves: dict[str, dict[int, float]], task: str) -> dict[str, int]:
+    """The epoch each rule keeps, from a run's validation curves (epoch -> value): the first epoch with the
+    highest ``val/acc`` (classification only; ModelCheckpoint keeps the first of a tie), the first with the
+    lowest ``val/loss``, and the last."""
+    loss = curves["val/loss"]
+    epochs = {}
+    if task == "classification":
+        acc = curves["val/acc"]
+        epochs["best val/acc"] = min(e for e, value in acc.items() if value == max(acc.values()))
+    epochs["best val/loss"] = min(e for e, value in loss.items() if value == min(loss.values()))
+    epochs["last epoch"] = max(loss)
+    return epochs
+
+
+def inner_folds(recipe: str, folds: int) -> list[object]:
+    """The recipe's training and validation rows (never its test rows), once per fold, with a ``split``
+    column: the fold's rows ``test``, and of the others the recipe's share of validation rows ``val``."""
+    import pandas as pd
+
+    dm = recipe_datamodule(recipe)
+    with contextlib.redirect_stdout(io.StringIO()):
+        splits = dm.split_frames()
+    frame = pd.concat([splits["train"], splits["val"]]).reset_index(drop=True)
+    val_share = dm.hparams.val_size / (1 - dm.hparams.test_size)
+    order = np.random.default_rng(0).permutation(len(frame))
+    cut = []
+    for held_out in np.array_split(order, folds):
+        rest = order[~np.isin(order, held_out)]
+        labels = np.full(len(frame), "train", dtype=object)
+        labels[held_out] = "test"
+        labels[rest[:round(val_share * len(rest))]] = "val"
+        cut.append(frame.assign(split=labels))
+    return cut
+
+
+def held_out_scores(recipe: str, frame, quick: bool) -> dict[str, dict[str, float]]:
+    """Train ``recipe`` on ``frame``'s train rows (its ``split`` column), keeping every epoch's weights, and
+    score the epoch each rule of :func:`chosen_epochs` picks on the ``test`` rows: rule -> scores."""
+    from zoo.checkpointing import model_from_checkpoint
+    from zoo.cli import main
+    from zoo.data import TabularDataModule
+    from zoo.runs import read_metrics
+
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        frame.to_csv(folder / "rows.csv", index=False)
+        args = ["fit", "--config", recipe, "--data.init_args.table", "null", "--data.init_args.path",
+                str(folder / "rows.csv"), "--data.init_args.target", "target", "--data.init_args.split_column", "split",
+                "--trainer.default_root_dir", str(folder / "runs"), "--trainer.enable_progress_bar", "false",
+                "--trainer.enable_model_summary", "false", "--test_after_fit", "false",
+                "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=null",
+                "--trainer.callbacks.save_top_k=-1", "--trainer.callbacks.filename=every-{epoch:03d}"]
+        if quick:
+            args += ["--trainer.max_epochs", "2"]
+        with contextlib.redirect_stdout(io.StringIO()), mock.patch.object(sys, "argv", sys.argv[:1]):
+            status = main(args)
+        if status != 0:
+            raise SystemExit(f"zoo fit --config {recipe} on a fold failed (status {status})")
+        run = next((folder / "runs").rglob("metrics.csv")).parent
+        curves, _ = read_metrics(run / "metrics.csv")
+        dm = TabularDataModule(path=str(folder / "rows.csv"), target="target", split_column="split")
+        with contextlib.redirect_stdout(io.StringIO()):
+            dm.setup("test")
+        pre = dm.prepare_table()
+        task = pre["target"]["task"]
+        x, y = dm.datasets["test"].x, dm.datasets["test"].y.numpy()
+        if task == "regression":
+            mean, std = np.asarray(pre["target"]["mean"]), np.asarray(pre["target"]["std"])
+            y = (y * std + mean)[:, 0]
+        results = {}
+        for rule, epoch in chosen_epochs(curves, task).items():
+            model = model_from_checkpoint(run / "checkpoints" / f"every-epoch={epoch:03d}.ckpt").eval()
+            with torch.no_grad():
+                output = model(x)
+            predicted = output.argmax(1).numpy() if task == "classification" else (output.numpy() * std + mean)[:, 0]
+            results[rule] = {**scores(task, predicted, y), "epoch": epoch}
+        return results
+
+
+def rules_table(recipe: str, folds: list[dict[str, dict[str, float]]]) -> str:
+    """Each rule's held-out score over the folds (mean and standard deviation), the epochs it kept, and
+    on how many folds it scored at least as well as each other rule."""
+    rules = list(folds[0])
+    key = "accuracy" if "accuracy" in folds[0][rules[0]] else "rmse"
+    better = max if key == "accuracy" else min
+    lines = [f"{recipe}: {len(folds)} folds of its training and validation rows, each held out in turn (test rows unused)",
+             f"| epoch kept | held-out {key}, mean +- sd | epochs kept | "
+             + " | ".join(f"folds at least as good as {other}" for other in rules) + " |",
+             "|---|---:|---|" + "---:|" * len(rules)]
+    for rule in rules:
+        values = np.array([fold[rule][key] for fold in folds])
+        spread = values.std(ddof=1) if len(values) > 1 else 0.0
+        mean = f"{values.mean():.4f} +- {spread:.4f}" if key == "accuracy" else f"{values.mean():.2f} +- {spread:.2f}"
+        wins = ["" if other == rule else
+                f"{sum(better(fold[rule][key], fold[other][key]) == fold[rule][key] for fold in folds)} of {len(folds)}"
+                for other in rules]
+        lines.append(f"| {rule} | {mean} | {', '.join(str(fold[rule]['epoch']) for fold in folds)} | {' | '.join(wins)} |")
+    return "\n".join(lines)
 
 
 def sklearn_models(task: str) -> dict[str, object]:
@@ -173,7 +284,12 @@ def main() -> None:
                         help="also run every model on this many other splits of each table (seeds 1..N; the "
                              "recipe's own is 0) and give each model's mean and spread over all of them: one "
                              "split's test rows are few, and a row or two decide a comparison there")
+    parser.add_argument("--choose_checkpoint", type=int, default=0, metavar="K",
+                        help="instead of the comparison: which epoch of a recipe's run to keep, by K-fold "
+                             "cross-validation on its training and validation rows (its test rows unused)")
     args = parser.parse_args()
+    if args.choose_checkpoint == 1 or args.choose_checkpoint < 0:
+        parser.error(f"--choose_checkpoint takes 2 folds or more, got {args.choose_checkpoint}")
     if args.split_seeds and args.source == "shipped":
         parser.error("--split_seeds trains on other splits: it needs --source recipe (the shipped weights "
                      "were trained on rows that other splits test on)")
@@ -184,7 +300,11 @@ def main() -> None:
     torch.manual_seed(0)
     print(machine())
     started = time.perf_counter()
-    for recipe in args.recipes:
+    for recipe in args.recipes if args.choose_checkpoint else ():
+        folds = [held_out_scores(recipe, frame, args.quick) for frame in inner_folds(recipe, args.choose_checkpoint)]
+        print()
+        print(rules_table(recipe, folds))
+    for recipe in () if args.choose_checkpoint else args.recipes:
         rows = benchmark(recipe, args.source, args.quick)
         dm = recipe_datamodule(recipe)
         with contextlib.redirect_stdout(io.StringIO()):

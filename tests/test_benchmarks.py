@@ -163,3 +163,33 @@ def test_tabular_spread_over_splits_counts_where_a_model_matches_the_zoo_mlp():
     accuracy = spread_table("mlp_wine", [[{"model": "zoo", "accuracy": 0.9}, {"model": "LogisticRegression", "accuracy": 1.0}],
                                          [{"model": "zoo", "accuracy": 1.0}, {"model": "LogisticRegression", "accuracy": 0.9}]])
     assert "| LogisticRegression | 0.9500 +- 0.0707 | 1 of 2 |" in accuracy
+
+
+def test_checkpoint_rules_pick_the_first_best_epoch_and_the_last():
+    """benchmarks.tabular --choose_checkpoint: the epoch each rule keeps, ties going to the first epoch as
+    ModelCheckpoint's do, and the win counts of the rules over folds."""
+    from benchmarks.tabular import chosen_epochs, rules_table
+
+    curves = {"val/acc": {0: 0.8, 1: 0.9, 2: 0.9, 3: 0.85}, "val/loss": {0: 0.5, 1: 0.4, 2: 0.3, 3: 0.3}}
+    assert chosen_epochs(curves, "classification") == {"best val/acc": 1, "best val/loss": 2, "last epoch": 3}
+    assert chosen_epochs({"val/loss": curves["val/loss"]}, "regression") == {"best val/loss": 2, "last epoch": 3}
+
+    def fold(first, last):
+        return {"best val/loss": {"rmse": first, "epoch": 10}, "last epoch": {"rmse": last, "epoch": 99}}
+
+    text = rules_table("mlp_diabetes", [fold(50.0, 52.0), fold(54.0, 53.0), fold(52.0, 52.0)])
+    assert text.startswith("mlp_diabetes: 3 folds")
+    assert "| best val/loss | 52.00 +- 2.00 | 10, 10, 10 |  | 2 of 3 |" in text  # 50 < 52 and the tie
+    assert "| last epoch | 52.33 +- 0.58 | 99, 99, 99 | 2 of 3 |  |" in text
+
+
+def test_choose_checkpoint_trains_each_fold_without_the_test_rows():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--quick", "--recipes", "mlp_wine",
+                             "--choose_checkpoint", "2"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "mean" not in line]
+    assert [line.split("|")[1].strip() for line in rows] == ["best val/acc", "best val/loss", "last epoch"]
+    assert all(line.split("|")[3].strip() == "1, 1" for line in rows[2:])  # --quick: 2 epochs, the last is 1
+    refused = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--choose_checkpoint", "1"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "2 folds or more, got 1" in refused.stderr
