@@ -8,7 +8,7 @@
 
 For each table, the recipe's TabularDataModule splits the rows (its seed) and fits the preprocessing
 on the training rows; every model sees those same features: the zoo MLP (trained by ``zoo fit
---config <recipe>``, its best checkpoint by validation, as the recipe publishes it), and scikit-learn's
+--config <recipe>``, the weights it publishes: those of the last epoch), and scikit-learn's
 linear model (LogisticRegression / Ridge), MLP (MLPClassifier / MLPRegressor) and gradient boosting
 (HistGradientBoostingClassifier / Regressor) with their default settings, fitted on the training rows
 (scikit-learn's MLP and boosting hold out their own validation share only where they early-stop; by
@@ -40,6 +40,15 @@ import torch
 RECIPES = ("mlp_wine", "mlp_breast_cancer", "mlp_diabetes")
 
 
+def recipe_setting(recipe: str, key: str) -> object:
+    """A top-level setting of a shipped recipe (None where it leaves the default)."""
+    import yaml
+
+    from zoo.recipes import recipe_path
+
+    return yaml.safe_load(recipe_path(recipe).read_text()).get(key)
+
+
 def recipe_datamodule(recipe: str, split_seed: int | None = None):
     """The TabularDataModule of a shipped recipe, as ``zoo fit --config <recipe>`` builds it (with another
     seed of its split, where ``split_seed`` is given)."""
@@ -55,8 +64,8 @@ def recipe_datamodule(recipe: str, split_seed: int | None = None):
 
 
 def zoo_mlp(recipe: str, source: str, quick: bool, split_seed: int | None = None) -> tuple[object, float]:
-    """The zoo MLP of ``recipe``: trained here by the recipe (its best checkpoint), or the shipped weights;
-    and the seconds its training took (0 for shipped weights)."""
+    """The zoo MLP of ``recipe``: trained here by the recipe (the checkpoint its ``test_checkpoint`` names, as
+    it publishes it), or the shipped weights; and the seconds its training took (0 for shipped weights)."""
     import zoo
     from zoo.checkpointing import model_from_checkpoint
     from zoo.cli import main
@@ -78,8 +87,8 @@ def zoo_mlp(recipe: str, source: str, quick: bool, split_seed: int | None = None
         seconds = time.perf_counter() - started
         if status != 0:
             raise SystemExit(f"zoo fit --config {recipe} failed (status {status})")
-        best = sorted(Path(folder).rglob("best-*.ckpt"))
-        return model_from_checkpoint(best[-1]).eval(), seconds
+        kept = sorted(Path(folder).rglob("last.ckpt" if recipe_setting(recipe, "test_checkpoint") == "last" else "best-*.ckpt"))
+        return model_from_checkpoint(kept[-1]).eval(), seconds
 
 
 CHECKPOINT_RULES = ("best val/acc", "best val/loss", "last epoch")

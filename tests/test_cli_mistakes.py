@@ -46,6 +46,8 @@ MISTAKES = [
     (["fit", *DIGITS, "--trainer.max_epochs", "-5"], r"--trainer\.max_epochs -5: give a number >= 1"),
     (["fit", *DIGITS, "--trainer.max_epochs", "0"], r"--trainer\.max_epochs 0 trains nothing, and test_after_fit"),
     (["fit", *DIGITS, "--cache_features", "maybe"], r"--cache_features: expected true or false"),
+    (["fit", *DIGITS, "--test_checkpoint", "lats"], r"--test_checkpoint lats: choose one of best, last\. Did you mean last\?"),
+    (["fit", *DIGITS, "--test_checkpint", "last"], r"unknown option --test_checkpint\. Did you mean --test_checkpoint\?"),
     (["fit", *DIGITS, "--logger", "tensorbord"], r"--logger tensorbord: unknown logger\. Did you mean tensorboard\?.*csv, tensorboard, wandb"),
     (["fit", *DIGITS, "--logger", "csv", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger"],
      r"--logger csv and --trainer\.logger both choose the logger: give one of them"),

@@ -17,7 +17,8 @@ QUICKSTART = str(REPO / "recipes/lenet5_digits.yaml")  # 1,294 training digits, 
 PROGRAMMER_LINES = ("LightningCLI's args parameter", "💡 Tip", "LeafSpec", "`weights_only` was not set",
                     # Lightning's model summary: metric objects listed as layers, FLOPs never measured
                     "train_metrics", "Total FLOPs", "Modules in train mode",
-                    "v_num", "GPU available: False", "Trainer already configured")
+                    "v_num", "GPU available: False", "Trainer already configured",
+                    "to estimate number of stepping batches")
 
 
 def _zoo(*args, cwd, env=None):
@@ -116,6 +117,10 @@ def test_the_zoo_command_prints_no_messages_meant_for_programmers(tmp_path):
     # the network's layers with their shapes and FLOPs instead
     conv = next(line for line in (result.stdout + result.stderr).splitlines() if line.startswith("net.features.0 "))
     assert conv.split()[1:4] == ["Conv2d", "156", "235"] and conv.endswith("[1, 1, 28, 28]   [1, 6, 28, 28]")
+    table = _zoo("fit", "--config", "mlp_wine", "--trainer.max_epochs", "2", cwd=tmp_path)  # a per-step schedule
+    assert table.returncode == 0, table.stderr[-2000:]
+    for line in PROGRAMMER_LINES:
+        assert line not in table.stdout + table.stderr, line
 
 
 RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.yaml"))

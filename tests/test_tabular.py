@@ -206,3 +206,40 @@ def test_a_model_built_without_the_tables_settings_is_told_so():
     trainer = L.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(UsageError, match=r"takes inputs of shape \(1, 28, 28\), but the table's rows are 4 features"):
         trainer.fit(model, datamodule=dm)
+
+
+def test_test_checkpoint_chooses_the_weights_that_are_tested_and_published(tmp_path):
+    """The table recipes keep the last epoch's weights (test_checkpoint: last); --test_checkpoint best keeps
+    the best by validation. Either way the published file holds the very weights that were tested."""
+    from safetensors.torch import load_file
+
+    from zoo.cards import model_card
+
+    def fit(*extra):
+        out = zoo_command("fit", "--config", "mlp_wine", "--trainer.max_epochs", "12", "--publish", "wine",
+                          "--weights_dir", "w", "--trainer.enable_progress_bar", "false", *extra, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+        run = sorted((tmp_path / "runs/mlp_wine").iterdir())[-1] / "checkpoints"
+        published = load_file(tmp_path / "w/wine.safetensors")
+        manifest = json.loads((tmp_path / "w/manifest.json").read_text())["wine"]
+        return out.stdout, run, published, manifest
+
+    def same(published, checkpoint):
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        return all(torch.equal(published[key], state[key]) for key in published)
+
+    stdout, run, published, manifest = fit()
+    best = next(run.glob("best-*.ckpt"))
+    assert "epoch011" not in best.name  # the best epoch is not the last, so the two choices differ
+    assert "Test results of the final weights:" in stdout
+    assert same(published, run / "last.ckpt") and not same(published, best)
+    assert manifest["training"]["kept"] == "last" and manifest["recipe"] == "zoo fit --config mlp_wine --trainer.max_epochs 12 " \
+        "--trainer.enable_progress_bar false"
+    assert "were scored every epoch to follow the run (the weights are those of its last epoch)" in model_card("wine", manifest)
+
+    stdout, run, published, manifest = fit("--test_checkpoint", "best")
+    best = next(run.glob("best-*.ckpt"))
+    assert f"Test results of the best checkpoint {best.relative_to(tmp_path)}:" in stdout
+    assert same(published, best) and not same(published, run / "last.ckpt")
+    assert manifest["training"]["kept"] == "best"
+    assert "picked the best checkpoint" in model_card("wine", manifest)

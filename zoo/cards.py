@@ -164,9 +164,17 @@ def _table_data(entry: dict[str, Any], dataset: dict[str, Any] | None) -> list[s
     rows = dataset["rows"]
     n_test, n_val = round(args.get("test_size", 0.15) * rows), round(args.get("val_size", 0.15) * rows)
     return ["## Data", "", f"{dataset['title'].capitalize()}: {dataset['about']}.",
-            f"Training used {rows - n_test - n_val:,} rows; {n_val:,} picked the best checkpoint and {n_test:,} were used "
-            f"only for the numbers below (drawn with seed {args.get('seed', 0)}). The preprocessing was fitted on the "
-            "training rows only.", "", f"License of the data: {dataset['license']}.", ""]
+            f"Training used {rows - n_test - n_val:,} rows; {n_val:,} {_validation_role(entry)} and {n_test:,} were "
+            f"used only for the numbers below (drawn with seed {args.get('seed', 0)}). The preprocessing was fitted on "
+            "the training rows only.", "", f"License of the data: {dataset['license']}.", ""]
+
+
+def _validation_role(entry: dict[str, Any]) -> str:
+    """What the validation rows did: pick the best checkpoint, or only show the curves (``zoo fit
+    --test_checkpoint last`` keeps the weights training ended with)."""
+    if entry.get("training", {}).get("kept") == "last":
+        return "were scored every epoch to follow the run (the weights are those of its last epoch)"
+    return "picked the best checkpoint"
 
 
 def _tags(kind: str, entry: dict[str, Any], conditional: bool = False) -> list[str]:

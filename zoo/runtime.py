@@ -25,7 +25,9 @@ PROGRAMMER_LOG_LINES = {
     # an advertisement for another logger; the absence of accelerators the machine does not have
     # and Lightning's note that zoo.callbacks.LayerSummary replaces its summary, as it should
     "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "GPU available: False", "TPU available: False",
-                                              "Trainer already configured with model summary"),
+                                              "Trainer already configured with model summary",
+                                              # how a step-wise schedule learns the run's length
+                                              "Loading `train_dataloader` to estimate number of stepping batches"),
     "lightning.pytorch.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
     # zoo serve stopped with Ctrl-C: LitServe's monitoring thread may still ask its manager process, which
     # the same Ctrl-C has ended, whether to stop, and logs the broken pipe as a crash (a shutdown race:

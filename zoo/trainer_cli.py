@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import lightning
 import torch
@@ -231,6 +231,12 @@ def short_parse_error(message: str, options: list[str]) -> str:
         owner = class_path.group(1).rsplit(".", 1)[-1] if class_path else key
         choices = _settings_of(class_path.group(1)) if class_path else []
         return f"--{key}.init_args.{option}: {owner} has no setting {option!r}.{did_you_mean(option, choices)}"
+    literal = re.search(r"Expected an? typing\.Literal\[(.*)\]", message)
+    if literal:  # a fixed set of words: the valid ones, and the nearest to what was typed
+        choices = re.findall(r"'([^']*)'", literal.group(1))
+        got = given or re.search(r"Got value: (.*)$", message, re.M)
+        value = got.group(1).strip() if got else ""
+        return f"--{key} {value}: choose one of {', '.join(choices)}.{did_you_mean(value, choices)}".replace(" :", ":")
     types = re.findall(r"Expected an? <class '(\w+)'>", message)
     reasons = [line for line in lines if line and not line.startswith(
         ("Expected a <class", "Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given"))]
@@ -344,9 +350,12 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--patience", type=Optional[int], default=10,
                             help="Early-stopping patience in validation rounds (null disables early stopping).")
         parser.add_argument("--test_after_fit", type=bool, default=False,
-                            help="After fit, test the best checkpoint on the test split and print the metrics.")
+                            help="After fit, test the weights --test_checkpoint names on the test split and print the metrics.")
+        parser.add_argument("--test_checkpoint", type=Literal["best", "last"], default="best",
+                            help="The weights test_after_fit tests and --publish saves: best (the best checkpoint by "
+                                 "the validation metric) or last (the weights training ended with).")
         parser.add_argument("--publish", type=Optional[str], default=None,
-                            help="After the test, save the best weights as NAME in --weights_dir with the measured metrics.")
+                            help="After the test, save the tested weights as NAME in --weights_dir with the measured metrics.")
         parser.add_argument("--weights_dir", type=str, default="weights", help="Folder of the manifest --publish writes to.")
         parser.add_argument("--weights", type=Optional[str], default=None,
                             help="Start a classifier from pretrained weights: torchvision's by name (IMAGENET1K_V1, "
@@ -601,9 +610,12 @@ class ZooCLI(LightningCLI):
     def _test_after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
+        if self._option("test_checkpoint") == "last":
+            best = ""  # the weights in memory are the ones training ended with
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)[0]
         if self.trainer.is_global_zero:
-            source = f"best checkpoint {best}" if best else "final weights (no checkpoint was saved)"
+            source = (f"best checkpoint {best}" if best else "final weights" if self._option("test_checkpoint") == "last"
+                      else "final weights (no checkpoint was saved)")
             summary = ", ".join(f"{k} = {v:.4f}" for k, v in sorted(results.items()))
             print(f"\nTest results of the {source}: {summary}")
             if self._option("publish"):
@@ -620,7 +632,7 @@ class ZooCLI(LightningCLI):
         if trainer.world_size > 1:
             hardware = f"{trainer.world_size} processes, each {hardware}"
         record = {"fit_seconds": round(self._fit_seconds), "hardware": hardware, "resumed": self._resuming(),
-                  "epochs": trainer.current_epoch}
+                  "epochs": trainer.current_epoch, "kept": self._option("test_checkpoint")}
         if self._option("weights"):
             record["started_from"] = str(self._option("weights"))  # whose training time comes before this one's
         return record
