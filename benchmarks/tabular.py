@@ -5,6 +5,7 @@
     python -m benchmarks.tabular --quick            # 2 epochs: checks that it runs, measures nothing
     python -m benchmarks.tabular --split_seeds 9    # also 9 other splits of each table: each model's mean and spread
     python -m benchmarks.tabular --choose_checkpoint 5  # which epoch to keep, by 5-fold cross-validation on training rows
+    python -m benchmarks.tabular --choose_settings 5    # the MLP's size and weight decay, the same way
 
 For each table, the recipe's TabularDataModule splits the rows (its seed) and fits the preprocessing
 on the training rows; every model sees those same features: the zoo MLP (trained by ``zoo fit
@@ -20,7 +21,9 @@ the recipe's training and validation rows are cut into K folds; each fold in tur
 recipe trains on the other rows (its share of them validating), with every epoch's weights kept, and
 the held-out rows score the epoch each rule picks from the validation curves: the first best
 validation accuracy (what a classifier's best checkpoint is), the first lowest validation loss, and
-the last epoch.
+the last epoch. ``--choose_settings K`` scores the last epoch of each of a few settings of the MLP
+(:data:`SETTINGS`: hidden units, weight decay, dropout) on the same folds, beside the linear model
+fitted on each fold's training rows.
 """
 
 from __future__ import annotations
@@ -92,6 +95,13 @@ def zoo_mlp(recipe: str, source: str, quick: bool, split_seed: int | None = None
 
 
 CHECKPOINT_RULES = ("best val/acc", "best val/loss", "last epoch")
+SETTINGS = {  # --choose_settings: what each setting passes to zoo fit --config <recipe>
+    f"{hidden} hidden, weight decay {decay}{f', dropout {dropout}' if dropout else ''}": [
+        "--model.init_args.hidden_sizes", f"[{hidden}]", "--model.init_args.weight_decay", str(decay),
+        "--model.init_args.dropout", str(dropout)]
+    for hidden, decay, dropout in ((64, 0.3, 0.0), (64, 1.0, 0.0), (64, 3.0, 0.0), (64, 0.3, 0.3), (16, 0.3, 0.0),
+                                   (16, 1.0, 0.0), (16, 3.0, 0.0))
+}
 
 
 def chosen_epochs(curves: dict[str, dict[int, float]], task: str) -> dict[str, int]:
@@ -129,9 +139,11 @@ def inner_folds(recipe: str, folds: int) -> list[object]:
     return cut
 
 
-def held_out_scores(recipe: str, frame, quick: bool) -> dict[str, dict[str, float]]:
-    """Train ``recipe`` on ``frame``'s train rows (its ``split`` column), keeping every epoch's weights, and
-    score the epoch each rule of :func:`chosen_epochs` picks on the ``test`` rows: rule -> scores."""
+def held_out_scores(recipe: str, frame, quick: bool, settings: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    """Train ``recipe`` (with ``settings``, more ``zoo fit`` arguments) on ``frame``'s train rows (its
+    ``split`` column), keeping every epoch's weights, and score the epoch each rule of
+    :func:`chosen_epochs` picks on the ``test`` rows: rule -> scores; and under ``linear`` the linear
+    model of :func:`sklearn_models`, fitted on the same training rows."""
     from zoo.checkpointing import model_from_checkpoint
     from zoo.cli import main
     from zoo.data import TabularDataModule
@@ -145,7 +157,7 @@ def held_out_scores(recipe: str, frame, quick: bool) -> dict[str, dict[str, floa
                 "--trainer.default_root_dir", str(folder / "runs"), "--trainer.enable_progress_bar", "false",
                 "--trainer.enable_model_summary", "false", "--test_after_fit", "false",
                 "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=null",
-                "--trainer.callbacks.save_top_k=-1", "--trainer.callbacks.filename=every-{epoch:03d}"]
+                "--trainer.callbacks.save_top_k=-1", "--trainer.callbacks.filename=every-{epoch:03d}", *settings]
         if quick:
             args += ["--trainer.max_epochs", "2"]
         with contextlib.redirect_stdout(io.StringIO()), mock.patch.object(sys, "argv", sys.argv[:1]):
@@ -156,6 +168,7 @@ def held_out_scores(recipe: str, frame, quick: bool) -> dict[str, dict[str, floa
         curves, _ = read_metrics(run / "metrics.csv")
         dm = TabularDataModule(path=str(folder / "rows.csv"), target="target", split_column="split")
         with contextlib.redirect_stdout(io.StringIO()):
+            dm.setup("fit")
             dm.setup("test")
         pre = dm.prepare_table()
         task = pre["target"]["task"]
@@ -170,13 +183,18 @@ def held_out_scores(recipe: str, frame, quick: bool) -> dict[str, dict[str, floa
                 output = model(x)
             predicted = output.argmax(1).numpy() if task == "classification" else (output.numpy() * std + mean)[:, 0]
             results[rule] = {**scores(task, predicted, y), "epoch": epoch}
+        linear = next(iter(sklearn_models(task).values()))
+        y_train = dm.datasets["train"].y.numpy()
+        linear.fit(dm.datasets["train"].x.numpy(), y_train if task == "classification" else y_train[:, 0])
+        predicted = linear.predict(x.numpy())
+        results["linear"] = scores(task, predicted if task == "classification" else predicted * std[0] + mean[0], y)
         return results
 
 
 def rules_table(recipe: str, folds: list[dict[str, dict[str, float]]]) -> str:
     """Each rule's held-out score over the folds (mean and standard deviation), the epochs it kept, and
     on how many folds it scored at least as well as each other rule."""
-    rules = list(folds[0])
+    rules = [rule for rule in folds[0] if rule != "linear"]  # the linear model: --choose_settings says how it did
     key = "accuracy" if "accuracy" in folds[0][rules[0]] else "rmse"
     better = max if key == "accuracy" else min
     lines = [f"{recipe}: {len(folds)} folds of its training and validation rows, each held out in turn (test rows unused)",
@@ -191,6 +209,27 @@ def rules_table(recipe: str, folds: list[dict[str, dict[str, float]]]) -> str:
                 f"{sum(better(fold[rule][key], fold[other][key]) == fold[rule][key] for fold in folds)} of {len(folds)}"
                 for other in rules]
         lines.append(f"| {rule} | {mean} | {', '.join(str(fold[rule]['epoch']) for fold in folds)} | {' | '.join(wins)} |")
+    return "\n".join(lines)
+
+
+def settings_table(recipe: str, folds: dict[str, list[dict[str, dict[str, float]]]]) -> str:
+    """Each setting's held-out score of the last epoch over the folds (mean and standard deviation), and on
+    how many folds it scored at least as well as the linear model fitted on the same rows (the last row)."""
+    first = next(iter(folds.values()))
+    key = "accuracy" if "accuracy" in first[0]["linear"] else "rmse"
+    better = max if key == "accuracy" else min
+    lines = [f"{recipe}: {len(first)} folds of its training and validation rows, each held out in turn (test rows unused)",
+             f"| settings (the last epoch) | held-out {key}, mean +- sd | folds at least as good as the linear model |",
+             "|---|---:|---:|"]
+
+    def cell(values):
+        spread = values.std(ddof=1) if len(values) > 1 else 0.0
+        return f"{values.mean():.4f} +- {spread:.4f}" if key == "accuracy" else f"{values.mean():.2f} +- {spread:.2f}"
+
+    for name, runs in folds.items():
+        wins = sum(better(run["last epoch"][key], run["linear"][key]) == run["last epoch"][key] for run in runs)
+        lines.append(f"| {name} | {cell(np.array([run['last epoch'][key] for run in runs]))} | {wins} of {len(runs)} |")
+    lines.append(f"| the linear model | {cell(np.array([run['linear'][key] for run in first]))} | |")
     return "\n".join(lines)
 
 
@@ -296,9 +335,15 @@ def main() -> None:
     parser.add_argument("--choose_checkpoint", type=int, default=0, metavar="K",
                         help="instead of the comparison: which epoch of a recipe's run to keep, by K-fold "
                              "cross-validation on its training and validation rows (its test rows unused)")
+    parser.add_argument("--choose_settings", type=int, default=0, metavar="K",
+                        help="instead of the comparison: the MLP's hidden units, weight decay and dropout, by K-fold "
+                             "cross-validation on its training and validation rows (its test rows unused)")
     args = parser.parse_args()
-    if args.choose_checkpoint == 1 or args.choose_checkpoint < 0:
-        parser.error(f"--choose_checkpoint takes 2 folds or more, got {args.choose_checkpoint}")
+    for option in ("choose_checkpoint", "choose_settings"):
+        if getattr(args, option) == 1 or getattr(args, option) < 0:
+            parser.error(f"--{option} takes 2 folds or more, got {getattr(args, option)}")
+    if args.choose_checkpoint and args.choose_settings:
+        parser.error("--choose_checkpoint and --choose_settings: give one of them")
     if args.split_seeds and args.source == "shipped":
         parser.error("--split_seeds trains on other splits: it needs --source recipe (the shipped weights "
                      "were trained on rows that other splits test on)")
@@ -313,7 +358,13 @@ def main() -> None:
         folds = [held_out_scores(recipe, frame, args.quick) for frame in inner_folds(recipe, args.choose_checkpoint)]
         print()
         print(rules_table(recipe, folds))
-    for recipe in () if args.choose_checkpoint else args.recipes:
+    for recipe in args.recipes if args.choose_settings else ():
+        cut = inner_folds(recipe, args.choose_settings)
+        runs = {name: [held_out_scores(recipe, frame, args.quick, tuple(extra)) for frame in cut]
+                for name, extra in SETTINGS.items()}
+        print()
+        print(settings_table(recipe, runs))
+    for recipe in () if args.choose_checkpoint or args.choose_settings else args.recipes:
         rows = benchmark(recipe, args.source, args.quick)
         dm = recipe_datamodule(recipe)
         with contextlib.redirect_stdout(io.StringIO()):

@@ -193,3 +193,30 @@ def test_choose_checkpoint_trains_each_fold_without_the_test_rows():
     refused = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--choose_checkpoint", "1"], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "2 folds or more, got 1" in refused.stderr
+
+
+def test_settings_table_counts_the_folds_where_a_setting_matches_the_linear_model():
+    from benchmarks.tabular import settings_table
+
+    def fold(mlp, linear):
+        return {"last epoch": {"rmse": mlp, "epoch": 99}, "linear": {"rmse": linear}}
+
+    text = settings_table("mlp_diabetes", {"64 hidden": [fold(50.0, 52.0), fold(54.0, 53.0)],
+                                           "16 hidden": [fold(52.0, 52.0), fold(52.0, 53.0)]})
+    assert text.startswith("mlp_diabetes: 2 folds")
+    assert "| 64 hidden | 52.00 +- 2.83 | 1 of 2 |" in text
+    assert "| 16 hidden | 52.00 +- 0.00 | 2 of 2 |" in text  # a tie counts
+    assert text.splitlines()[-1] == "| the linear model | 52.50 +- 0.71 | |"
+
+
+def test_choose_settings_scores_every_setting_beside_the_linear_model():
+    from benchmarks.tabular import SETTINGS
+
+    result = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--quick", "--recipes", "mlp_wine",
+                             "--choose_settings", "2"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ") and "mean" not in line]
+    assert rows == [*SETTINGS, "the linear model"]
+    both = subprocess.run([sys.executable, "-m", "benchmarks.tabular", "--choose_settings", "2", "--choose_checkpoint", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert both.returncode == 2 and "give one of them" in both.stderr
