@@ -225,7 +225,12 @@ def write_table_rows(rows: list[dict[str, Any]], output: Path) -> None:
 def format_table_rows(rows: list[dict[str, Any]], limit: int = 20) -> str:
     """The first ``limit`` table predictions as a short text table."""
     header = list(rows[0]) if rows else ["id"]
-    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row[k] for k in header)] for row in rows[:limit]]
+    def cell(key: str, value: Any) -> str:  # a probability to 4 decimals (0.99996 is 1.0000, not 1); a value to 5 digits
+        if not isinstance(value, float):
+            return str(value)
+        return f"{value:.4f}" if key == "probability" else f"{value:.5g}"
+
+    cells = [[cell(k, row[k]) for k in header] for row in rows[:limit]]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
