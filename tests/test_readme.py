@@ -213,7 +213,7 @@ def _table_files(folder: Path) -> None:
 @pytest.mark.slow
 def test_readme_table_commands_run_as_written(user_folder):
     _table_files(user_folder)
-    assert "Test results of the best checkpoint" in _run(TABLE[0], user_folder, {}).stdout
+    assert "Test results of the final weights" in _run(TABLE[0], user_folder, {}).stdout
     mine = _run(TABLE[1], user_folder, {}).stdout
     assert "target price -> regression" in mine and "test/mse = " in mine
     config = (user_folder / "runs/mlp_diabetes/version_0/config.yaml").read_text()

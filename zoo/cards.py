@@ -263,12 +263,14 @@ def _metrics(entry: dict[str, Any], report: dict[str, Any] | None, dataset: dict
     if not metrics:
         return []
     table = kind == "table"
+    kept = ("its last epoch's weights" if entry.get("training", {}).get("kept") == "last"
+            else "its best validation checkpoint")
     if entry.get("recipe") and dataset and table:
-        protocol = ("On the test rows of the recipe's split, by the training recipe (its best validation checkpoint, "
+        protocol = (f"On the test rows of the recipe's split, by the training recipe ({kept}, "
                     "then `trainer.test`); `zoo evaluate` re-measures them.")
     elif entry.get("recipe") and dataset:
-        protocol = (f"On the {dataset['title']} test split (10,000 images), by the training recipe (its best "
-                    "validation checkpoint, then `trainer.test`); `zoo evaluate` re-measures them.")
+        protocol = (f"On the {dataset['title']} test split (10,000 images), by the training recipe ({kept}, "
+                    "then `trainer.test`); `zoo evaluate` re-measures them.")
     else:
         protocol = "As recorded with the weights (`save_pretrained(model, folder, metrics=...)`)."
     lines = ["## Measured", "", protocol, "", "| metric | value | what it is |", "|---|---:|---|"]
