@@ -243,3 +243,12 @@ def test_test_checkpoint_chooses_the_weights_that_are_tested_and_published(tmp_p
     assert same(published, best) and not same(published, run / "last.ckpt")
     assert manifest["training"]["kept"] == "best"
     assert "picked the best checkpoint" in model_card("wine", manifest)
+
+    # a ModelCheckpoint of the user's, keeping every epoch, changes nothing: the zoo's best checkpoint is tested
+    stdout, run, published, _ = fit("--test_checkpoint", "best", "--trainer.callbacks+=ModelCheckpoint",
+                                    "--trainer.callbacks.monitor=null", "--trainer.callbacks.save_top_k=-1",
+                                    "--trainer.callbacks.filename=every-{epoch:03d}")
+    assert len(list(run.glob("every-*.ckpt"))) == 12
+    best = next(run.glob("best-*.ckpt"))
+    assert f"Test results of the best checkpoint {best.relative_to(tmp_path)}:" in stdout
+    assert same(published, best)

@@ -24,7 +24,7 @@ import torch
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
@@ -528,7 +528,7 @@ class ZooCLI(LightningCLI):
 
     def run_callbacks(self, trainer_cfg) -> list:
         """The zoo's callbacks of a run (``--default_callbacks``): early stopping, checkpoints, the NaN guard..."""
-        return default_callbacks(
+        callbacks = default_callbacks(
             monitor=self.model.monitor,
             mode=self.model.monitor_mode,
             patience=self._option("patience"),
@@ -539,6 +539,10 @@ class ZooCLI(LightningCLI):
             last_every_n_steps=self._option("checkpoint_every_n_steps"),
             cache_features=self._option("cache_features"),
         )
+        # The zoo's best checkpoint, for the test after fit: a ModelCheckpoint of the user's
+        # (--trainer.callbacks+=ModelCheckpoint) comes first in the trainer's list, as trainer.checkpoint_callback.
+        self._best_checkpoint = next(cb for cb in callbacks if isinstance(cb, ModelCheckpoint))
+        return callbacks
 
     def instantiate_trainer(self, **kwargs):
         trainer_cfg = self._option("trainer")
@@ -608,7 +612,7 @@ class ZooCLI(LightningCLI):
             print(f"\nRun page: {page} (open it in a browser)")
 
     def _test_after_fit(self) -> None:
-        checkpoint = self.trainer.checkpoint_callback
+        checkpoint = getattr(self, "_best_checkpoint", None) or self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if self._option("test_checkpoint") == "last":
             best = ""  # the weights in memory are the ones training ended with
