@@ -225,12 +225,13 @@ def write_table_rows(rows: list[dict[str, Any]], output: Path) -> None:
 def format_table_rows(rows: list[dict[str, Any]], limit: int = 20) -> str:
     """The first ``limit`` table predictions as a short text table."""
     header = list(rows[0]) if rows else ["id"]
-    def cell(key: str, value: Any) -> str:  # a probability to 4 decimals (0.99996 is 1.0000, not 1); a value to 5 digits
+
+    def shown(key: str, value: Any) -> str:  # a probability to 4 decimals (0.99996 is 1.0000, not 1); a value to 5 digits
         if not isinstance(value, float):
             return str(value)
         return f"{value:.4f}" if key == "probability" else f"{value:.5g}"
 
-    cells = [[cell(k, row[k]) for k in header] for row in rows[:limit]]
+    cells = [[shown(k, row[k]) for k in header] for row in rows[:limit]]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]

@@ -329,6 +329,7 @@ class ZooCLI(LightningCLI):
         parser_kwargs = {"exit_on_error": False, **kwargs.pop("parser_kwargs", {})}
         self._start_weights: Callable[[ZooModule], None] | None = None  # loads --weights into the built model
         self._subcommand_parser = None
+        self._best_checkpoint: ModelCheckpoint | None = None  # the zoo's own (run_callbacks), for the test after fit
         super().__init__(
             model_class=ZooModule,
             subclass_mode_model=True,
@@ -612,7 +613,7 @@ class ZooCLI(LightningCLI):
             print(f"\nRun page: {page} (open it in a browser)")
 
     def _test_after_fit(self) -> None:
-        checkpoint = getattr(self, "_best_checkpoint", None) or self.trainer.checkpoint_callback
+        checkpoint = self._best_checkpoint or self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if self._option("test_checkpoint") == "last":
             best = ""  # the weights in memory are the ones training ended with
