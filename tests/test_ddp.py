@@ -60,7 +60,7 @@ def test_two_process_ddp_fit_of_a_table_shards_its_rows(in_tmp):
 
     out = run_zoo("fit", "--config", "mlp_wine", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
                   "--trainer.strategy", "ddp", "--trainer.max_epochs", "3", cwd=in_tmp)
-    assert out.count("Test results of the best checkpoint") == 1
+    assert out.count("Test results of the final weights") == 1
     assert out.count("target target -> classification into 3 classes") == 1
     folder = in_tmp / "runs" / "mlp_wine" / "version_0"
     checkpoint = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
