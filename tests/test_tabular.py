@@ -214,6 +214,7 @@ def test_test_checkpoint_chooses_the_weights_that_are_tested_and_published(tmp_p
     from safetensors.torch import load_file
 
     from zoo.cards import model_card
+    from zoo.runs import RUN_RECORD
 
     def fit(*extra):
         out = zoo_command("fit", "--config", "mlp_wine", "--trainer.max_epochs", "12", "--publish", "wine",
@@ -252,3 +253,5 @@ def test_test_checkpoint_chooses_the_weights_that_are_tested_and_published(tmp_p
     best = next(run.glob("best-*.ckpt"))
     assert f"Test results of the best checkpoint {best.relative_to(tmp_path)}:" in stdout
     assert same(published, best)
+    page = json.loads((run.parent / RUN_RECORD).read_text())  # the run page's confusion matrix: the same checkpoint
+    assert page["monitor"] == "val/acc" and page["confusion"]["checkpoint"] == best.name

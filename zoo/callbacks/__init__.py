@@ -214,17 +214,17 @@ def default_callbacks(
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    best = ModelCheckpoint(
+        dirpath=dirpath,
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        # "/" in metric names would create sub-folders; auto_insert_metric_name=False avoids that.
+        filename="best-epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
+        auto_insert_metric_name=False,
+    )
     callbacks: list[Callback] = [
-        # First, so that it is `trainer.checkpoint_callback` and `ckpt_path="best"` finds it.
-        ModelCheckpoint(
-            dirpath=dirpath,
-            monitor=monitor,
-            mode=mode,
-            save_top_k=1,
-            # "/" in metric names would create sub-folders; auto_insert_metric_name=False avoids that.
-            filename="best-epoch{epoch:03d}-" + monitor.replace("/", "_") + "{" + monitor + ":.4f}",
-            auto_insert_metric_name=False,
-        ),
+        best,  # first, so that it is `trainer.checkpoint_callback` and `ckpt_path="best"` finds it
         # last.ckpt on its own schedule (every epoch end, optionally every N steps): a monitored
         # checkpoint cannot save mid-epoch, before the monitored value exists.
         LastCheckpoint(dirpath=dirpath, every_n_train_steps=last_every_n_steps),
@@ -241,7 +241,7 @@ def default_callbacks(
     if dynamics:
         callbacks += [TrainingDynamics(), EmbeddingProjector()]
     if run_page:
-        callbacks.append(RunPage())
+        callbacks.append(RunPage(checkpoint=best))  # its best, whatever checkpoints a user adds
     if cache_features:
         callbacks.append(FrozenFeatures())
     return callbacks

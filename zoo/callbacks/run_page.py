@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from zoo.models.base import ZooModule
 from zoo.runs import PAGE, RUN_RECORD, read_run
@@ -34,15 +34,18 @@ class RunPage(Callback):
     Args:
         max_share: the largest share of the training time that drawing the page may take.
         confusion: show a classifier's confusion matrix of the best checkpoint on the validation split.
+        checkpoint: the ModelCheckpoint whose best the page shows (default: ``trainer.checkpoint_callback``,
+            the first in the trainer's list, which may be one a user added to keep every epoch).
     """
 
     FIRST_DRAWING_SECONDS = 0.7  # what a drawing is taken to cost before the first one is timed
 
-    def __init__(self, max_share: float = 0.03, confusion: bool = True) -> None:
+    def __init__(self, max_share: float = 0.03, confusion: bool = True, checkpoint: ModelCheckpoint | None = None) -> None:
         if not 0 < max_share <= 1:
             raise ValueError(f"max_share must be in (0, 1], got {max_share}")
         self.max_share = max_share
         self.confusion = confusion
+        self.checkpoint = checkpoint
         self.folder: Path | None = None
         self.record: dict = {}
         self.epoch_started = 0.0
@@ -64,7 +67,7 @@ class RunPage(Callback):
             return
         log_dir = trainer.log_dir  # every rank asks: under DDP it is a broadcast
         self.folder = Path(log_dir) if log_dir else None
-        checkpoint, stopping = trainer.checkpoint_callback, trainer.early_stopping_callback
+        checkpoint, stopping = self._checkpoint(trainer), trainer.early_stopping_callback
         monitor = checkpoint.monitor if checkpoint is not None and checkpoint.monitor else (
             stopping.monitor if stopping is not None else pl_module.monitor if isinstance(pl_module, ZooModule) else None)
         mode = checkpoint.mode if checkpoint is not None and checkpoint.monitor else (
@@ -72,6 +75,9 @@ class RunPage(Callback):
         previous = self._previous_record()  # a resumed run keeps the epochs it already timed
         self.record = {"monitor": monitor, "mode": mode, "status": "running", "stopped_epoch": None,
                        "epoch_seconds": previous.get("epoch_seconds", {})}  # str(epoch) -> seconds
+
+    def _checkpoint(self, trainer) -> ModelCheckpoint | None:
+        return self.checkpoint if self.checkpoint is not None else trainer.checkpoint_callback
 
     @property
     def page(self) -> Path | None:
@@ -152,7 +158,8 @@ class RunPage(Callback):
         if stopping is not None and stopping.stopped_epoch > 0:
             self.record["stopped_epoch"] = stopping.stopped_epoch
         self.record["status"] = "finished"
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
+        checkpoint = self._checkpoint(trainer)
+        best = checkpoint.best_model_path if checkpoint is not None else ""
         if self.best_matrix is not None:  # counted as the best epoch validated
             self.record["confusion"] = {**self.best_matrix, "checkpoint": Path(best).name if best else None}
         elif self.confusion and isinstance(pl_module, ZooModule) and pl_module.gives == "classes" and trainer.datamodule is not None:
@@ -177,7 +184,7 @@ class RunPage(Callback):
         The model's own weights are put back afterwards."""
         from zoo.report import confusion_matrix
 
-        checkpoint = trainer.checkpoint_callback
+        checkpoint = self._checkpoint(trainer)
         best = checkpoint.best_model_path if checkpoint is not None else ""
         current = {key: value.detach().clone() for key, value in pl_module.state_dict().items()} if best else None
         was_training = pl_module.training
