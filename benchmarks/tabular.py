@@ -55,12 +55,9 @@ def recipe_setting(recipe: str, key: str) -> object:
 def recipe_datamodule(recipe: str, split_seed: int | None = None):
     """The TabularDataModule of a shipped recipe, as ``zoo fit --config <recipe>`` builds it (with another
     seed of its split, where ``split_seed`` is given)."""
-    import yaml
-
     from zoo.data import TabularDataModule
-    from zoo.recipes import recipe_path
 
-    settings = yaml.safe_load(recipe_path(recipe).read_text())["data"]["init_args"]
+    settings = recipe_setting(recipe, "data")["init_args"]
     if split_seed is not None:
         settings["seed"] = split_seed
     return TabularDataModule(**settings)

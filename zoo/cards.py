@@ -169,10 +169,15 @@ def _table_data(entry: dict[str, Any], dataset: dict[str, Any] | None) -> list[s
             "the training rows only.", "", f"License of the data: {dataset['license']}.", ""]
 
 
+def _kept_last(entry: dict[str, Any]) -> bool:
+    """Whether the weights are those training ended with (``zoo fit --test_checkpoint last``), not the best
+    checkpoint by validation."""
+    return entry.get("training", {}).get("kept") == "last"
+
+
 def _validation_role(entry: dict[str, Any]) -> str:
-    """What the validation rows did: pick the best checkpoint, or only show the curves (``zoo fit
-    --test_checkpoint last`` keeps the weights training ended with)."""
-    if entry.get("training", {}).get("kept") == "last":
+    """What the validation rows did: pick the best checkpoint, or only show the curves."""
+    if _kept_last(entry):
         return "were scored every epoch to follow the run (the weights are those of its last epoch)"
     return "picked the best checkpoint"
 
@@ -263,8 +268,7 @@ def _metrics(entry: dict[str, Any], report: dict[str, Any] | None, dataset: dict
     if not metrics:
         return []
     table = kind == "table"
-    kept = ("its last epoch's weights" if entry.get("training", {}).get("kept") == "last"
-            else "its best validation checkpoint")
+    kept = "its last epoch's weights" if _kept_last(entry) else "its best validation checkpoint"
     if entry.get("recipe") and dataset and table:
         protocol = (f"On the test rows of the recipe's split, by the training recipe ({kept}, "
                     "then `trainer.test`); `zoo evaluate` re-measures them.")
